@@ -1,0 +1,51 @@
+"""The ``anomamind`` command: one entry point, subcommands registered by their modules.
+
+Each module in ``COMMAND_MODULES`` has ``register(subparsers)`` that adds its subcommand(s)
+and sets ``func`` (called with the parsed namespace, returning an exit code). Modules import
+their heavy dependencies inside ``func`` so that ``anomamind --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMAND_MODULES: list[str] = [
+    "anomamind.envs.data_cli",  # data fetch
+    "anomamind.eval.cli",  # bench, detectors
+    "anomamind.envs.detect_cli",  # detect
+    "anomamind.rl.cli",  # prepare, train
+    "anomamind.rl.sweep_cli",  # sweep
+    "anomamind.rules.cli",  # rules train / show
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="anomamind",
+        description="Agentic time-series anomaly detection: detect, benchmark, prepare, train, sweep.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name == module_name:  # not written yet
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
