@@ -1,0 +1,45 @@
+"""``anomamind sweep``: run an ablation sweep file and write its table."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "sweep",
+        help="run the variants of a sweep file (configs/sweeps/*.yaml) and tabulate them",
+        description="Run each variant of a sweep (inference variants through the benchmark "
+        "runner, training variants through the training entry point), skip finished ones, "
+        "and write OUT/table.md and OUT/table.csv.",
+    )
+    p.add_argument("sweep_file", help="a sweep YAML file, e.g. configs/sweeps/smoke.yaml")
+    p.add_argument("--out", required=True, help="output folder (one sub-folder per variant)")
+    p.add_argument("--data", help="override the data source of every variant (a folder or synthetic[:N])")
+    p.add_argument("--datasets", nargs="+", help="override the datasets of every variant")
+    p.add_argument("--limit", type=int, help="at most K series per dataset")
+    p.add_argument("--workers", type=int, help="parallel processes for the benchmark runner")
+    p.add_argument("--only", nargs="+", help="run only these variants (by name)")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from anomamind.config import ConfigError
+    from anomamind.rl.sweep import load_sweep, run_sweep
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    overrides = {k: v for k, v in {"data": args.data, "datasets": args.datasets, "limit": args.limit,
+                                   "workers": args.workers}.items() if v is not None}
+    try:
+        sweep = load_sweep(args.sweep_file, overrides)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    records = run_sweep(sweep, args.out, only=args.only)
+    print(open(f"{args.out}/table.md").read())
+    failed = [r["name"] for r in records if r["status"] != "ok"]
+    if failed:
+        print(f"{len(failed)} variant(s) failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed and len(failed) == len(records) else 0
