@@ -1,0 +1,344 @@
+"""Load TSB-AD-U CSV files (and EasyTSAD folders) into ``Series``, with clear errors.
+
+Every problem a user can have with a data file (missing or extra columns, text where numbers
+should be, NaN/inf, labels other than 0/1, an empty file, a series too short to window)
+becomes a ``DataError`` whose message starts with the file and says what is wrong, never a
+raw pandas traceback. Directory loads report bad files (and duplicates) and load the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from anomamind.types import DataError, Series
+
+#: TSB-AD-U file names: ``NNN_<DS>_id_<k>_<Domain>_tr_<T>_1st_<F>.csv``.
+TSBAD_NAME = re.compile(
+    r"^(?P<index>\d+)_(?P<dataset>[^_]+)_id_(?P<id>\d+)_(?P<domain>[^_]+)"
+    r"_tr_(?P<train_end>\d+)_1st_(?P<first_anomaly>\d+)(?:\.csv)?$"
+)
+#: Column names of the TSB-AD-U format.
+VALUE_COLUMN = "Data"
+LABEL_COLUMN = "Label"
+NAN_POLICIES = ("interpolate", "reject")
+
+
+@dataclass
+class LoadResult:
+    """What a batch load produced: the good series, and what went wrong with the others.
+
+    ``failures`` holds ``(path, message)`` for every file that was skipped (bad content,
+    duplicates, files named in a file list but absent); ``duplicates`` additionally maps
+    each skipped duplicate to the file it repeats.
+    """
+
+    series: list[Series] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.series)
+
+    @property
+    def datasets(self) -> list[str]:
+        """The datasets present, sorted."""
+        return sorted({s.dataset for s in self.series})
+
+    def extend(self, other: "LoadResult") -> None:
+        self.series.extend(other.series)
+        self.failures.extend(other.failures)
+        self.duplicates.extend(other.duplicates)
+
+
+def parse_tsbad_name(filename: str | Path) -> dict | None:
+    """Fields of a TSB-AD-U file name, or None if the name does not follow the pattern.
+
+    Keys: ``index``, ``id``, ``train_end``, ``first_anomaly`` (ints), ``dataset``,
+    ``domain`` (strings).
+    """
+    match = TSBAD_NAME.match(Path(str(filename)).name)
+    if match is None:
+        return None
+    fields = match.groupdict()
+    return {
+        "index": int(fields["index"]),
+        "dataset": fields["dataset"],
+        "id": int(fields["id"]),
+        "domain": fields["domain"],
+        "train_end": int(fields["train_end"]),
+        "first_anomaly": int(fields["first_anomaly"]),
+    }
+
+
+def load_series(
+    path: str | Path,
+    *,
+    nan_policy: str = "interpolate",
+    min_length: int = 1,
+    dataset: str | None = None,
+) -> Series:
+    """Read one TSB-AD-U CSV (``Data,Label``) into a validated ``Series``.
+
+    ``nan_policy`` decides what happens to NaN/inf values: ``"interpolate"`` fills them
+    linearly (edges take the nearest valid value) and warns, ``"reject"`` raises.
+    ``dataset`` overrides the dataset name; otherwise it comes from the file name, or from
+    the parent folder when the name does not follow the TSB-AD pattern.
+    """
+    path = Path(path)
+    raw = _read_bytes(path)
+    return _series_from_bytes(path, raw, nan_policy=nan_policy, min_length=min_length, dataset=dataset)
+
+
+def load_directory(
+    root: str | Path,
+    *,
+    datasets: list[str] | None = None,
+    file_list: str | Path | None = None,
+    nan_policy: str = "interpolate",
+    min_length: int = 1,
+    progress: bool = False,
+) -> LoadResult:
+    """Load every ``*.csv`` under ``root`` (recursively), skipping and reporting bad files.
+
+    ``datasets`` keeps files whose parent folder or name-parsed dataset matches one of the
+    names (case-insensitive); a name that matches nothing is a ``DataError`` listing what
+    is there. ``file_list`` is a CSV with a ``file_name`` column (TSB-AD's file lists):
+    only those files are loaded, and listed files that are missing are reported. Files
+    with the same content, or the same name in two folders, are loaded once; the later
+    ones (in path order) are reported as duplicates.
+    """
+    root = Path(root)
+    _check_nan_policy(nan_policy)
+    if not root.is_dir():
+        raise DataError(f"{root}: not a directory")
+    paths = sorted(p for p in root.rglob("*.csv") if p.is_file())
+    paths = [p for p in paths if not _is_file_list(p, root)]
+    if not paths:
+        raise DataError(f"{root}: no CSV files found")
+    result = LoadResult()
+    if file_list is not None:
+        paths, missing = _apply_file_list(paths, Path(file_list))
+        result.failures.extend((name, f"{name}: listed in {file_list} but not found under {root}") for name in missing)
+    if datasets:
+        paths = _filter_datasets(paths, root, datasets)
+
+    seen_hash: dict[str, Path] = {}
+    seen_name: dict[str, Path] = {}
+    for path in _maybe_progress(paths, progress, desc=f"loading {root.name}"):
+        try:
+            raw = _read_bytes(path)
+        except DataError as err:
+            result.failures.append((str(path), str(err)))
+            continue
+        digest = hashlib.sha256(raw).hexdigest()
+        first = seen_hash.get(digest) or seen_name.get(path.name)
+        if first is not None:
+            why = "same content" if digest in seen_hash else "same file name"
+            message = f"{path}: duplicate of {first} ({why}); skipped"
+            result.failures.append((str(path), message))
+            result.duplicates.append((str(path), str(first)))
+            continue
+        try:
+            series = _series_from_bytes(path, raw, nan_policy=nan_policy, min_length=min_length, dataset=None)
+        except DataError as err:
+            result.failures.append((str(path), str(err)))
+            continue
+        series.meta["sha256"] = digest
+        seen_hash[digest] = path
+        seen_name[path.name] = path
+        result.series.append(series)
+    return result
+
+
+def dataset_of(path: Path, root: Path | None = None) -> str:
+    """The dataset a file belongs to: from its TSB-AD name, else its parent folder."""
+    parsed = parse_tsbad_name(path.name)
+    if parsed is not None:
+        return parsed["dataset"]
+    if root is not None and path.parent.resolve() == root.resolve():
+        return root.name
+    return path.parent.name
+
+
+# --- internals -------------------------------------------------------------------------
+
+
+def _check_nan_policy(nan_policy: str) -> None:
+    if nan_policy not in NAN_POLICIES:
+        raise DataError(f"nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
+
+
+def _read_bytes(path: Path) -> bytes:
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    if not path.is_file():
+        raise DataError(f"{path}: not a file")
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise DataError(f"{path}: cannot read file ({err.strerror or err})") from err
+
+
+def _series_from_bytes(
+    path: Path, raw: bytes, *, nan_policy: str, min_length: int, dataset: str | None
+) -> Series:
+    _check_nan_policy(nan_policy)
+    if not raw.strip():
+        raise DataError(f"{path}: empty file (expected a header 'Data,Label' and rows)")
+    frame = _parse_csv(path, raw)
+    values = _numeric_column(path, frame, VALUE_COLUMN)
+    values = _handle_non_finite(path, values, nan_policy)
+    labels = _label_column(path, frame)
+    if values.size < min_length:
+        raise DataError(
+            f"{path}: series has {values.size} points, shorter than the minimum of {min_length} "
+            "(one window)"
+        )
+    parsed = parse_tsbad_name(path.name)
+    meta: dict = {}
+    train_end = first_anomaly = None
+    domain = "unknown"
+    if parsed is not None:
+        meta.update(index=parsed["index"], id=parsed["id"])
+        domain = parsed["domain"]
+        train_end, first_anomaly = parsed["train_end"], parsed["first_anomaly"]
+        if train_end > values.size:
+            raise DataError(
+                f"{path}: the name says the training prefix ends at {train_end} (tr_{train_end}) "
+                f"but the series has only {values.size} points"
+            )
+    return Series(
+        values=values,
+        labels=labels,
+        name=path.stem,
+        dataset=dataset or dataset_of(path),
+        domain=domain,
+        train_end=train_end,
+        first_anomaly=first_anomaly,
+        source=str(path),
+        meta=meta,
+    )
+
+
+def _parse_csv(path: Path, raw: bytes) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(io.BytesIO(raw), engine="c", skipinitialspace=True)
+    except pd.errors.EmptyDataError as err:
+        raise DataError(f"{path}: empty file (no header)") from err
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(f"{path}: not a readable CSV file ({first_line})") from err
+    columns = [str(c).strip() for c in frame.columns]
+    frame.columns = columns
+    missing = [c for c in (VALUE_COLUMN, LABEL_COLUMN) if c not in columns]
+    extra = [c for c in columns if c not in (VALUE_COLUMN, LABEL_COLUMN)]
+    if missing or extra:
+        problems = []
+        if missing:
+            problems.append(f"missing column(s) {missing}")
+        if extra:
+            problems.append(f"unexpected extra column(s) {extra}")
+        raise DataError(
+            f"{path}: {' and '.join(problems)}; expected exactly the columns "
+            f"['{VALUE_COLUMN}', '{LABEL_COLUMN}'] (found {columns})"
+        )
+    if len(frame) == 0:
+        raise DataError(f"{path}: empty file (header only, no rows)")
+    return frame
+
+
+def _numeric_column(path: Path, frame: pd.DataFrame, column: str) -> np.ndarray:
+    """The column as float64; text that is not a number is reported with its row."""
+    series = frame[column]
+    if series.dtype == object or pd.api.types.is_string_dtype(series.dtype):
+        coerced = pd.to_numeric(series, errors="coerce")
+        bad = coerced.isna() & series.notna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(
+                f"{path}: non-numeric value {series.iloc[row]!r} in column '{column}' at line "
+                f"{row + 2} ({int(bad.sum())} such value(s))"
+            )
+        series = coerced
+    if series.dtype == bool:
+        raise DataError(f"{path}: column '{column}' holds true/false values, expected numbers")
+    return series.to_numpy(dtype=np.float64)
+
+
+def _handle_non_finite(path: Path, values: np.ndarray, nan_policy: str) -> np.ndarray:
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return values
+    count, first = int(bad.sum()), int(np.flatnonzero(bad)[0])
+    what = f"{count} NaN/inf value(s) in column '{VALUE_COLUMN}' (first at line {first + 2})"
+    if nan_policy == "reject":
+        raise DataError(f"{path}: {what}; nan_policy='reject'")
+    if bad.all():
+        raise DataError(f"{path}: every value in column '{VALUE_COLUMN}' is NaN/inf")
+    good = np.flatnonzero(~bad)
+    filled = values.copy()
+    filled[bad] = np.interp(np.flatnonzero(bad), good, values[good])
+    warnings.warn(f"{path}: {what} linearly interpolated (nan_policy='interpolate')", stacklevel=3)
+    return filled
+
+
+def _label_column(path: Path, frame: pd.DataFrame) -> np.ndarray:
+    labels = _numeric_column(path, frame, LABEL_COLUMN)
+    ok = (labels == 0) | (labels == 1)
+    if not ok.all():
+        bad_rows = np.flatnonzero(~ok)
+        found = sorted({("NaN" if np.isnan(v) else repr(float(v))) for v in labels[bad_rows][:20]})
+        raise DataError(
+            f"{path}: labels must be 0 or 1; column '{LABEL_COLUMN}' has {bad_rows.size} other "
+            f"value(s) {found[:5]} (first at line {int(bad_rows[0]) + 2})"
+        )
+    return labels.astype(np.int8)
+
+
+def _is_file_list(path: Path, root: Path) -> bool:
+    """TSB-AD ships its file lists (``File_List/*.csv``) next to the data; they are not series."""
+    return "File_List" in path.relative_to(root).parts
+
+
+def _apply_file_list(paths: list[Path], file_list: Path) -> tuple[list[Path], list[str]]:
+    if not file_list.is_file():
+        raise DataError(f"{file_list}: file list not found")
+    try:
+        listed = pd.read_csv(file_list)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise DataError(f"{file_list}: not a readable CSV file list ({err})") from err
+    if "file_name" not in listed.columns:
+        raise DataError(f"{file_list}: file list needs a 'file_name' column (found {list(listed.columns)})")
+    wanted = [Path(str(n).strip()).name for n in listed["file_name"].dropna()]
+    wanted_set = set(wanted)
+    kept = [p for p in paths if p.name in wanted_set]
+    found = {p.name for p in kept}
+    missing = sorted(n for n in wanted_set if n not in found)
+    return kept, missing
+
+
+def _filter_datasets(paths: list[Path], root: Path, datasets: Iterable[str]) -> list[Path]:
+    wanted = {d.strip().lower() for d in datasets}
+    names_of = {p: {dataset_of(p, root).lower(), p.parent.name.lower()} for p in paths}
+    available = sorted({dataset_of(p, root) for p in paths})
+    unknown = sorted(d for d in wanted if not any(d in names for names in names_of.values()))
+    if unknown:
+        raise DataError(f"{root}: no files for dataset(s) {unknown}; available: {available}")
+    return [p for p in paths if names_of[p] & wanted]
+
+
+def _maybe_progress(items: list, progress: bool, desc: str):
+    if not progress:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="file")
