@@ -1,0 +1,175 @@
+"""The OpenAI-compatible client against a real local HTTP server."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from fake_chat_server import FakeChatServer, FakeError, reply
+
+from anomamind.agents.backends.base import INVALID_ARGUMENTS_KEY, BackendAuthError, BackendError
+from anomamind.agents.backends.messages import image_part, text_part
+from anomamind.agents.backends.openai_compat import OpenAICompatBackend
+
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "zscore",
+            "description": "robust z-scores",
+            "parameters": {"type": "object", "properties": {"threshold": {"type": "number"}}},
+        },
+    }
+]
+
+
+class RecordingSleep:
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
+def test_text_image_tools_and_usage_round_trip(monkeypatch):
+    monkeypatch.setenv("FAKE_KEY_FOR_TEST", "sk-test-123")
+    answer = reply("calling", tool_calls=[("zscore", {"threshold": 3.5})])
+    with FakeChatServer([answer, "plain text"]) as server:
+        backend = OpenAICompatBackend("m", base_url=server.base_url, api_key_env="FAKE_KEY_FOR_TEST")
+        messages = [{"role": "user", "content": [text_part("look"), image_part(b"\x89PNG fake")]}]
+        first = backend.chat(messages, tools=TOOLS, temperature=0.3, max_tokens=50, seed=7)
+        second = backend.chat([{"role": "user", "content": "hi"}])
+
+    assert first.text == "calling"
+    assert [(c.name, c.arguments, c.id) for c in first.tool_calls] == [("zscore", {"threshold": 3.5}, "call_0")]
+    assert first.finish_reason == "tool_calls"
+    assert second.text == "plain text" and second.tool_calls == []
+    body = server.requests[0]
+    assert body["model"] == "m" and body["tools"] == TOOLS and body["seed"] == 7
+    assert body["temperature"] == 0.3 and body["max_tokens"] == 50
+    assert body["messages"][0]["content"][1]["image_url"]["url"].startswith("data:image/png;base64,")
+    assert "tools" not in server.requests[1]
+    assert server.request_headers[0]["Authorization"] == "Bearer sk-test-123"
+    assert first.usage["prompt_tokens"] > 0 and second.usage["completion_tokens"] == 2
+    totals = backend.usage.as_dict()
+    assert totals["requests"] == 2
+    assert totals["prompt_tokens"] == first.usage["prompt_tokens"] + second.usage["prompt_tokens"]
+
+
+def test_invalid_tool_arguments_are_flagged_not_dropped():
+    body = reply("x")
+    body["choices"][0]["message"]["tool_calls"] = [
+        {"id": "c1", "type": "function", "function": {"name": "zscore", "arguments": "{not json"}}
+    ]
+    with FakeChatServer([body]) as server:
+        response = OpenAICompatBackend("m", base_url=server.base_url).chat([{"role": "user", "content": "q"}])
+    assert response.tool_calls[0].arguments == {INVALID_ARGUMENTS_KEY: "{not json"}
+
+
+def test_retries_429_and_5xx_with_backoff_and_retry_after():
+    sleep = RecordingSleep()
+    script = [FakeError(429, headers={"Retry-After": "2"}), FakeError(503), FakeError(500), "finally"]
+    with FakeChatServer(script) as server:
+        backend = OpenAICompatBackend("m", base_url=server.base_url, backoff_s=0.5, max_retries=4, sleep=sleep)
+        response = backend.chat([{"role": "user", "content": "q"}])
+    assert response.text == "finally"
+    assert len(server.requests) == 4
+    # Retry-After honoured first, then exponential backoff 0.5 * 2**attempt
+    assert sleep.delays == [2.0, 1.0, 2.0]
+
+
+def test_gives_up_after_max_retries_with_the_last_error():
+    sleep = RecordingSleep()
+    with FakeChatServer([FakeError(500, body="boom")] * 3) as server:
+        backend = OpenAICompatBackend("m", base_url=server.base_url, backoff_s=0.1, max_retries=2, sleep=sleep)
+        with pytest.raises(BackendError, match=r"gave up after 3 attempts.*HTTP 500: boom"):
+            backend.chat([{"role": "user", "content": "q"}])
+    assert len(server.requests) == 3 and sleep.delays == [0.1, 0.2]
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_auth_errors_fail_at_once_naming_the_key_variable(status, monkeypatch):
+    monkeypatch.delenv("MISSING_KEY_FOR_TEST", raising=False)
+    sleep = RecordingSleep()
+    with FakeChatServer([FakeError(status)] * 5) as server:
+        backend = OpenAICompatBackend("m", base_url=server.base_url, api_key_env="MISSING_KEY_FOR_TEST", sleep=sleep)
+        with pytest.raises(BackendAuthError, match=r"MISSING_KEY_FOR_TEST is not set"):
+            backend.chat([{"role": "user", "content": "q"}])
+    assert len(server.requests) == 1 and sleep.delays == []
+    assert "Authorization" not in server.request_headers[0]
+
+
+def test_other_client_errors_are_not_retried():
+    with FakeChatServer([FakeError(400, body="bad request: messages missing")]) as server:
+        backend = OpenAICompatBackend("m", base_url=server.base_url, sleep=RecordingSleep())
+        with pytest.raises(BackendError, match="HTTP 400: bad request"):
+            backend.chat([{"role": "user", "content": "q"}])
+    assert len(server.requests) == 1
+
+
+def test_connection_refused_is_retried_then_reported():
+    with FakeChatServer([]) as server:
+        url = server.base_url  # the port is free again once the server stops
+    sleep = RecordingSleep()
+    backend = OpenAICompatBackend("m", base_url=url, max_retries=1, backoff_s=0.01, sleep=sleep, timeout_s=2)
+    with pytest.raises(BackendError, match="ConnectionError"):
+        backend.chat([{"role": "user", "content": "q"}])
+    assert sleep.delays == [0.01]
+
+
+def test_chat_many_respects_the_concurrency_limit_and_keeps_order():
+    in_flight = 0
+    peak = 0
+    lock = threading.Lock()
+
+    def slow_echo(body):
+        nonlocal in_flight, peak
+        with lock:
+            in_flight += 1
+            peak = max(peak, in_flight)
+        time.sleep(0.15)
+        with lock:
+            in_flight -= 1
+        return body["messages"][0]["content"]
+
+    with FakeChatServer(slow_echo) as server:
+        backend = OpenAICompatBackend("m", base_url=server.base_url, max_concurrency=3)
+        conversations = [[{"role": "user", "content": f"q{k}"}] for k in range(9)]
+        responses = backend.chat_many(conversations)
+    assert [r.text for r in responses] == [f"q{k}" for k in range(9)]
+    assert peak == 3
+    assert backend.usage.as_dict()["requests"] == 9
+
+
+def test_semaphore_is_shared_by_threads_using_one_client():
+    in_flight = 0
+    peak = 0
+    lock = threading.Lock()
+
+    def slow(body):
+        nonlocal in_flight, peak
+        with lock:
+            in_flight += 1
+            peak = max(peak, in_flight)
+        time.sleep(0.1)
+        with lock:
+            in_flight -= 1
+        return "ok"
+
+    with FakeChatServer(slow) as server:
+        backend = OpenAICompatBackend("m", base_url=server.base_url, max_concurrency=2)
+        threads = [threading.Thread(target=backend.chat, args=([{"role": "user", "content": "q"}],)) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert len(server.requests) == 6 and peak == 2
+
+
+def test_non_json_and_choiceless_responses_are_clear_errors():
+    with FakeChatServer([{"choices": []}]) as server:
+        backend = OpenAICompatBackend("m", base_url=server.base_url)
+        with pytest.raises(BackendError, match="no choices"):
+            backend.chat([{"role": "user", "content": "q"}])
+    assert len(server.requests) == 1  # a malformed success is not retried
