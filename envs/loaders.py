@@ -159,6 +159,53 @@ def load_directory(
     return result
 
 
+def load_easytsad(
+    root: str | Path,
+    *,
+    datasets: list[str] | None = None,
+    nan_policy: str = "interpolate",
+    min_length: int = 1,
+) -> LoadResult:
+    """Load the EasyTSAD layout ``UTS/<DS>/<series>/{train,test}.npy`` (+ ``*_label.npy``).
+
+    ``root`` is the folder holding ``UTS`` or ``UTS`` itself. Each series is the train part
+    followed by the test part, with ``train_end = len(train)``. A series folder with a
+    missing or inconsistent file is reported in ``failures`` and skipped.
+    """
+    root = Path(root)
+    _check_nan_policy(nan_policy)
+    uts = root / "UTS" if (root / "UTS").is_dir() else root
+    if not uts.is_dir():
+        raise DataError(f"{root}: not a directory")
+    dataset_dirs = sorted(d for d in uts.iterdir() if d.is_dir())
+    if not dataset_dirs:
+        raise DataError(f"{uts}: no dataset folders (expected UTS/<dataset>/<series>/train.npy ...)")
+    if datasets:
+        wanted = {d.strip().lower() for d in datasets}
+        available = [d.name for d in dataset_dirs]
+        unknown = sorted(w for w in wanted if w not in {a.lower() for a in available})
+        if unknown:
+            raise DataError(f"{uts}: no EasyTSAD dataset(s) {unknown}; available: {available}")
+        dataset_dirs = [d for d in dataset_dirs if d.name.lower() in wanted]
+    result = LoadResult()
+    for dataset_dir in dataset_dirs:
+        for series_dir in sorted(d for d in dataset_dir.iterdir() if d.is_dir()):
+            try:
+                result.series.append(_easytsad_series(series_dir, dataset_dir.name, nan_policy, min_length))
+            except DataError as err:
+                result.failures.append((str(series_dir), str(err)))
+    if not result.series and not result.failures:
+        raise DataError(f"{uts}: no series folders found under the dataset folders")
+    return result
+
+
+def is_easytsad_root(path: str | Path) -> bool:
+    """True when ``path`` (or ``path/UTS``) holds ``<DS>/<series>/test.npy`` folders."""
+    path = Path(path)
+    uts = path / "UTS" if (path / "UTS").is_dir() else path
+    return uts.is_dir() and any(uts.glob("*/*/test.npy"))
+
+
 def dataset_of(path: Path, root: Path | None = None) -> str:
     """The dataset a file belongs to: from its TSB-AD name, else its parent folder."""
     parsed = parse_tsbad_name(path.name)
@@ -167,6 +214,39 @@ def dataset_of(path: Path, root: Path | None = None) -> str:
     if root is not None and path.parent.resolve() == root.resolve():
         return root.name
     return path.parent.name
+
+
+def clean_values(path: Path | str, values: np.ndarray, nan_policy: str) -> np.ndarray:
+    """Apply the NaN policy: interpolate NaN/inf linearly (with a warning) or reject them."""
+    _check_nan_policy(nan_policy)
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return values
+    count, first = int(bad.sum()), int(np.flatnonzero(bad)[0])
+    what = f"{count} NaN/inf value(s) in column '{VALUE_COLUMN}' (first at line {first + 2})"
+    if nan_policy == "reject":
+        raise DataError(f"{path}: {what}; nan_policy='reject'")
+    if bad.all():
+        raise DataError(f"{path}: every value in column '{VALUE_COLUMN}' is NaN/inf")
+    good = np.flatnonzero(~bad)
+    filled = values.copy()
+    filled[bad] = np.interp(np.flatnonzero(bad), good, values[good])
+    warnings.warn(f"{path}: {what} linearly interpolated (nan_policy='interpolate')", stacklevel=3)
+    return filled
+
+
+def check_labels(path: Path | str, labels: np.ndarray) -> np.ndarray:
+    """Labels as int8 after checking every one is 0 or 1 (the message names ``path``)."""
+    labels = np.asarray(labels, dtype=np.float64)
+    ok = (labels == 0) | (labels == 1)
+    if not ok.all():
+        bad_rows = np.flatnonzero(~ok)
+        found = sorted({("NaN" if np.isnan(v) else repr(float(v))) for v in labels[bad_rows][:20]})
+        raise DataError(
+            f"{path}: labels must be 0 or 1; column '{LABEL_COLUMN}' has {bad_rows.size} other "
+            f"value(s) {found[:5]} (first at line {int(bad_rows[0]) + 2})"
+        )
+    return labels.astype(np.int8)
 
 
 # --- internals -------------------------------------------------------------------------
@@ -196,7 +276,7 @@ def _series_from_bytes(
         raise DataError(f"{path}: empty file (expected a header 'Data,Label' and rows)")
     frame = _parse_csv(path, raw)
     values = _numeric_column(path, frame, VALUE_COLUMN)
-    values = _handle_non_finite(path, values, nan_policy)
+    values = clean_values(path, values, nan_policy)
     labels = _label_column(path, frame)
     if values.size < min_length:
         raise DataError(
@@ -274,34 +354,48 @@ def _numeric_column(path: Path, frame: pd.DataFrame, column: str) -> np.ndarray:
     return series.to_numpy(dtype=np.float64)
 
 
-def _handle_non_finite(path: Path, values: np.ndarray, nan_policy: str) -> np.ndarray:
-    bad = ~np.isfinite(values)
-    if not bad.any():
-        return values
-    count, first = int(bad.sum()), int(np.flatnonzero(bad)[0])
-    what = f"{count} NaN/inf value(s) in column '{VALUE_COLUMN}' (first at line {first + 2})"
-    if nan_policy == "reject":
-        raise DataError(f"{path}: {what}; nan_policy='reject'")
-    if bad.all():
-        raise DataError(f"{path}: every value in column '{VALUE_COLUMN}' is NaN/inf")
-    good = np.flatnonzero(~bad)
-    filled = values.copy()
-    filled[bad] = np.interp(np.flatnonzero(bad), good, values[good])
-    warnings.warn(f"{path}: {what} linearly interpolated (nan_policy='interpolate')", stacklevel=3)
-    return filled
-
-
 def _label_column(path: Path, frame: pd.DataFrame) -> np.ndarray:
-    labels = _numeric_column(path, frame, LABEL_COLUMN)
-    ok = (labels == 0) | (labels == 1)
-    if not ok.all():
-        bad_rows = np.flatnonzero(~ok)
-        found = sorted({("NaN" if np.isnan(v) else repr(float(v))) for v in labels[bad_rows][:20]})
-        raise DataError(
-            f"{path}: labels must be 0 or 1; column '{LABEL_COLUMN}' has {bad_rows.size} other "
-            f"value(s) {found[:5]} (first at line {int(bad_rows[0]) + 2})"
-        )
-    return labels.astype(np.int8)
+    return check_labels(path, _numeric_column(path, frame, LABEL_COLUMN))
+
+
+def _easytsad_series(series_dir: Path, dataset: str, nan_policy: str, min_length: int) -> Series:
+    parts = {}
+    for part in ("train", "test", "train_label", "test_label"):
+        file = series_dir / f"{part}.npy"
+        if not file.is_file():
+            raise DataError(f"{series_dir}: missing {file.name} (EasyTSAD needs train/test .npy and their _label.npy)")
+        try:
+            array = np.load(file, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise DataError(f"{file}: not a readable .npy array ({err})") from err
+        array = np.squeeze(array)
+        if array.ndim > 1:
+            raise DataError(f"{file}: expected a univariate array, got shape {array.shape}")
+        if not np.issubdtype(array.dtype, np.number) and array.dtype != bool:
+            raise DataError(f"{file}: expected numbers, got dtype {array.dtype}")
+        parts[part] = np.atleast_1d(array).astype(np.float64)
+    for split in ("train", "test"):
+        if parts[split].size != parts[f"{split}_label"].size:
+            raise DataError(
+                f"{series_dir}: {split}.npy has {parts[split].size} points but "
+                f"{split}_label.npy has {parts[f'{split}_label'].size}"
+            )
+    values = clean_values(series_dir, np.concatenate([parts["train"], parts["test"]]), nan_policy)
+    labels = check_labels(series_dir, np.concatenate([parts["train_label"], parts["test_label"]]))
+    if values.size < min_length:
+        raise DataError(f"{series_dir}: series has {values.size} points, shorter than the minimum of {min_length}")
+    anomalous = np.flatnonzero(labels)
+    return Series(
+        values=values,
+        labels=labels,
+        name=f"{dataset}-{series_dir.name}",
+        dataset=dataset,
+        domain="unknown",
+        train_end=int(parts["train"].size),
+        first_anomaly=int(anomalous[0]) if anomalous.size else None,
+        source=str(series_dir),
+        meta={"layout": "easytsad"},
+    )
 
 
 def _is_file_list(path: Path, root: Path) -> bool:
