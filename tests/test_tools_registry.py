@@ -1,0 +1,144 @@
+"""The tool registry: generated schemas, argument validation, group switches, dispatch."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from jsonschema import Draft202012Validator
+
+from anomamind.tools.context import ToolContext
+from anomamind.tools.registry import FEATURE_GROUPS, ToolRegistry, default_registry
+from anomamind.types import ToolCall
+
+
+@pytest.fixture(scope="module")
+def ctx() -> ToolContext:
+    rng = np.random.default_rng(1)
+    values = np.sin(np.arange(600) * 2 * np.pi / 40) + 0.1 * rng.standard_normal(600)
+    return ToolContext(values, 300, 400, dataset="YAHOO", domain="unknown")
+
+
+def test_every_schema_is_valid_json_schema_in_openai_format() -> None:
+    schemas = default_registry().schemas()
+    assert len(schemas) >= 10
+    for schema in schemas:
+        assert schema["type"] == "function"
+        function = schema["function"]
+        assert function["name"] and function["description"]
+        Draft202012Validator.check_schema(function["parameters"])
+        assert "ctx" not in function["parameters"]["properties"]
+        for prop in function["parameters"]["properties"].values():
+            assert prop["description"], f"{function['name']}: undocumented parameter"
+
+
+def test_schema_validates_the_arguments_the_registry_accepts(ctx: ToolContext) -> None:
+    registry = default_registry()
+    schema = registry.get("global_value_zscore").schema["function"]["parameters"]
+    validator = Draft202012Validator(schema)
+    good = {"start": 310, "end": 350, "threshold": 2.5, "robust": False}
+    assert not list(validator.iter_errors(good))
+    assert registry.call(ctx, ToolCall("global_value_zscore", good)).ok
+    for bad in ({"threshold": "high"}, {"robust": 1}, {"surprise": 1}, {"threshold": 0}):
+        assert list(validator.iter_errors(bad)), bad
+        assert registry.call(ctx, ToolCall("global_value_zscore", bad)).error
+
+
+@pytest.mark.parametrize(
+    "arguments, fragment",
+    [
+        ({"start": 350, "end": 320}, "after end"),
+        ({"start": 0, "end": 600}, "outside the readable indices 0..599"),
+        ({"start": -5}, "outside"),
+        ({"start": "300"}, "type integer"),
+        ({"start": True}, "type integer"),
+        ({"start": 300.5}, "type integer"),
+        ({"colour": "red"}, "unexpected argument(s) colour"),
+        ("{not json", "not valid JSON"),
+        ([1, 2], "JSON object"),
+    ],
+)
+def test_bad_arguments_become_readable_errors(ctx: ToolContext, arguments: object, fragment: str) -> None:
+    result = default_registry().call(ctx, ToolCall("segment_statistics", arguments))  # type: ignore[arg-type]
+    assert result.output is None
+    assert fragment in result.error
+
+
+def test_unknown_tool_and_missing_argument(ctx: ToolContext) -> None:
+    registry = default_registry()
+    unknown = registry.call(ctx, ToolCall("magic_detector", {}))
+    assert "unknown tool" in unknown.error and "segment_statistics" in unknown.error
+    if "get_anomaly_type_definition" in registry:
+        missing = registry.call(ctx, ToolCall("get_anomaly_type_definition", {}))
+        assert "missing required argument(s) type_name" in missing.error
+
+
+def test_integral_floats_and_json_string_arguments_are_accepted(ctx: ToolContext) -> None:
+    registry = default_registry()
+    result = registry.call(ctx, ToolCall("segment_statistics", '{"start": 310.0, "end": 320}'))
+    assert result.ok, result.error
+    assert result.output["range"] == [310, 320]
+
+
+def test_exception_inside_a_tool_is_reported_not_raised(ctx: ToolContext) -> None:
+    def broken(ctx: ToolContext, *, start: int | None = None) -> dict:
+        """Always fails.
+
+        Args:
+            start: ignored.
+        """
+        raise RuntimeError("boom")
+
+    registry = ToolRegistry()
+    registry.register(broken, group="statistical")
+    result = registry.call(ctx, ToolCall("broken", {}))
+    assert result.error == "broken failed: RuntimeError: boom"
+
+
+def test_disabled_groups_hide_schemas_and_refuse_calls(ctx: ToolContext) -> None:
+    full = ToolRegistry.default()
+    ablated = ToolRegistry.default(disabled_groups={"feature_extraction"})
+    assert ablated.disabled_groups == set(FEATURE_GROUPS)
+    feature_names = set(full.names(groups=["feature_extraction"]))
+    assert feature_names and not feature_names & set(ablated.names())
+    refused = ablated.call(ctx, ToolCall("segment_statistics", {}))
+    assert "disabled" in refused.error
+    with pytest.raises(ValueError, match="unknown tool group"):
+        ToolRegistry.default(disabled_groups={"features"})
+
+
+def test_run_calls_keeps_order_ids_and_timing(ctx: ToolContext) -> None:
+    calls = [
+        ToolCall("segment_statistics", {}, id="a"),
+        ToolCall("nope", {}, id="b"),
+        ToolCall("global_diff_zscore", {"threshold": 3.0}, id="c"),
+    ]
+    results = default_registry().run_calls(ctx, calls)
+    assert [r.call_id for r in results] == ["a", "b", "c"]
+    assert [r.ok for r in results] == [True, False, True]
+    assert all(r.seconds >= 0 for r in results)
+    json.dumps([r.to_dict() for r in results])
+
+
+def test_every_tool_output_is_compact_json_with_a_summary(ctx: ToolContext) -> None:
+    registry = default_registry()
+    for name in registry.names():
+        tool = registry.get(name)
+        if any(spec.required for spec in tool.params.values()):
+            continue
+        result = registry.call(ctx, ToolCall(name, {}))
+        assert result.ok, f"{name}: {result.error}"
+        text = json.dumps(result.output)
+        assert len(text) < 6000, f"{name} output too long ({len(text)} chars)"
+        assert isinstance(result.output.get("summary"), str) and result.output["summary"]
+
+
+def test_causal_context_cannot_read_the_future() -> None:
+    values = np.arange(1000, dtype=float)
+    causal = ToolContext(values, 400, 500, causal=True)
+    assert causal.reference_end == 500 and causal.visible_end == 500
+    result = default_registry().call(causal, ToolCall("segment_statistics", {"start": 450, "end": 700}))
+    assert "causal mode" in result.error
+    stats = default_registry().call(causal, ToolCall("segment_statistics", {}))
+    assert stats.output["reference"]["points"] == 500

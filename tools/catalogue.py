@@ -1,0 +1,22 @@
+"""The built-in tools and their groups, in the order the model sees them."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from anomamind.tools import features_local as local
+from anomamind.tools import features_statistical as statistical
+
+#: (tool function, group) for every built-in tool.
+BUILTIN_TOOLS: list[tuple[Callable[..., dict[str, Any]], str]] = [
+    (statistical.segment_statistics, "statistical"),
+    (statistical.global_value_zscore, "statistical"),
+    (statistical.value_percentiles, "statistical"),
+    (statistical.distribution_shift, "statistical"),
+    (local.global_diff_zscore, "local_structural"),
+    (local.local_diff_zscore, "local_structural"),
+    (local.spikes_and_dips, "local_structural"),
+    (local.level_shifts, "local_structural"),
+    (local.variance_changes, "local_structural"),
+    (local.flat_segments, "local_structural"),
+]
