@@ -1,0 +1,555 @@
+"""The five roles as deterministic, offline heuristics: the embedded default detector.
+
+- locator: spectral-residual saliency of the window (what the eye catches in the plot)
+  -> candidate intervals; optionally renders the window as a PNG (plotting mode);
+- planner: which feature tools to call with which z thresholds, from the knowledge memory's
+  per-dataset settings (generic defaults when the memory is switched off);
+- actor: runs the calls; a second round re-examines the locator's candidates that round
+  one left unexplained, with a relaxed threshold;
+- detector: fuses the tool runs into typed intervals with a confidence from the strength
+  of the evidence, and writes the ``<think>`` + JSON answer an LLM detector would;
+- evaluator: checks every interval against the evidence (supported, not window-long,
+  not one of too many weak ones) and sends the answer back once when it is not.
+
+All of them read the series through :class:`HeuristicToolbox` (the feature tools over a
+:class:`~anomamind.agents.heuristic_features.FeatureProfile`), never through the labels.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from anomamind.agents.heuristic_features import (
+    FEATURE_DESCRIPTIONS,
+    FEATURES,
+    FeatureProfile,
+    runs_above,
+    spectral_residual_saliency,
+)
+from anomamind.agents.parsing import render_detection
+from anomamind.agents.roles import (
+    Evidence,
+    EvaluatorOutput,
+    LocatorOutput,
+    PlanOutput,
+    Roles,
+    WindowTask,
+)
+from anomamind.types import Detection, Interval, Step, ToolCall, ToolResult
+
+#: Anomaly type suggested by the feature that carries the strongest evidence.
+FEATURE_TYPES: dict[str, str] = {
+    "spike": "point-contextual",
+    "jump": "level-shift",
+    "level": "level-shift",
+    "seasonal": "seasonal-deviation",
+    "global": "point-global",
+    "raw": "other",
+}
+
+
+@dataclass
+class DetectionSettings:
+    """Thresholds and fusion settings; one set per dataset lives in the knowledge memory.
+
+    ``thresholds`` maps a feature to the robust z above which it flags a point (features
+    without an entry are not used); runs extend while z stays above ``hysteresis`` times
+    the threshold; runs closer than ``merge_gap`` points merge. ``candidate_relief``
+    multiplies the thresholds inside locator candidates in the actor's second round.
+    ``confidence_levels`` are the evidence strengths (peak z / threshold) for confidence 2
+    and 3.
+    """
+
+    thresholds: dict[str, float] = field(
+        default_factory=lambda: {"spike": 6.0, "jump": 8.0, "level": 6.0, "seasonal": 6.0, "global": 6.0}
+    )
+    hysteresis: float = 0.6
+    merge_gap: int = 3
+    candidate_relief: float = 0.8
+    confidence_levels: tuple[float, float] = (1.5, 2.5)
+    description: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "DetectionSettings":
+        data = dict(data or {})
+        if "confidence_levels" in data:
+            data["confidence_levels"] = tuple(float(v) for v in data["confidence_levels"])
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown detection setting(s) {unknown}")
+        return cls(**data)
+
+
+# ----------------------------------------------------------------------------- tools
+
+
+class HeuristicToolbox:
+    """The feature tools the heuristic actor calls, over the task's FeatureProfile.
+
+    ``feature_runs``: runs of a feature's robust z above a threshold (hysteresis
+    extension), optionally restricted to ``[start, end]``; ``raw_value_outliers``: robust z
+    of the window's raw values against the window itself (no series context), the only
+    tool left when feature extraction is switched off.
+    """
+
+    names: tuple[str, ...] = ("feature_runs", "raw_value_outliers")
+
+    def schemas(self) -> list[dict[str, Any]]:
+        """OpenAI-style tool schemas (for LLM roles sharing this toolbox)."""
+        return [
+            {
+                "type": "function",
+                "function": {
+                    "name": "feature_runs",
+                    "description": "Runs of points whose robust z-score of a feature exceeds a threshold. "
+                    + "; ".join(f"{k}: {v}" for k, v in FEATURE_DESCRIPTIONS.items()),
+                    "parameters": {
+                        "type": "object",
+                        "properties": {
+                            "feature": {"type": "string", "enum": list(FEATURES)},
+                            "threshold": {"type": "number"},
+                            "low": {"type": "number"},
+                            "start": {"type": "integer"},
+                            "end": {"type": "integer"},
+                        },
+                        "required": ["feature", "threshold"],
+                    },
+                },
+            },
+            {
+                "type": "function",
+                "function": {
+                    "name": "raw_value_outliers",
+                    "description": "Robust z-scores of the window's raw values against the window's own median.",
+                    "parameters": {
+                        "type": "object",
+                        "properties": {"threshold": {"type": "number"}},
+                        "required": ["threshold"],
+                    },
+                },
+            },
+        ]
+
+    def run_calls(self, calls: list[ToolCall], task: WindowTask) -> list[ToolResult]:
+        """Run each call; a bad call becomes a ToolResult with an error, never an exception."""
+        results = []
+        for call in calls:
+            t0 = time.perf_counter()
+            try:
+                handler = getattr(self, f"_tool_{call.name}", None)
+                if handler is None or call.name not in self.names:
+                    raise ValueError(f"unknown tool {call.name!r}; available: {list(self.names)}")
+                output, error = handler(task, **call.arguments), None
+            except (TypeError, ValueError, KeyError) as err:
+                output, error = None, f"{type(err).__name__}: {err}"
+            results.append(
+                ToolResult(call.name, dict(call.arguments), output, error, time.perf_counter() - t0, call.id)
+            )
+        return results
+
+    @staticmethod
+    def _tool_feature_runs(
+        task: WindowTask,
+        feature: str,
+        threshold: float,
+        low: float | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> dict[str, Any]:
+        profile: FeatureProfile = task.context
+        if profile is None:
+            raise ValueError("feature extraction is not available for this task")
+        if feature not in profile.residual:
+            raise ValueError(f"feature {feature!r} not available (have {profile.features})")
+        w0, w1 = task.window.start, task.window.end
+        lo = w0 if start is None else max(w0, int(start))
+        hi = w1 if end is None else min(w1, int(end) + 1)
+        if lo >= hi:
+            raise ValueError(f"range [{start}, {end}] is outside the window [{w0}, {w1 - 1}]")
+        z = profile.zscores(feature, w0, w1)[lo - w0 : hi - w0]
+        threshold = float(threshold)
+        low = threshold if low is None else float(low)
+        peak = int(np.argmax(z))
+        signed = profile.signed(feature, lo, lo + peak + 1)[-1]
+        return {
+            "feature": feature,
+            "max_z": float(z[peak]),
+            "max_at": lo + peak,
+            "direction": "up" if signed >= 0 else "down",
+            "runs": runs_above(z, threshold, low, offset=lo),
+        }
+
+    @staticmethod
+    def _tool_raw_value_outliers(task: WindowTask, threshold: float, low: float | None = None) -> dict[str, Any]:
+        x = task.window.values
+        med = float(np.median(x))
+        mad = 1.4826 * float(np.median(np.abs(x - med)))
+        scale = mad if mad > 1e-12 else (float(np.std(x)) or 1e-9)
+        z = np.abs(x - med) / scale
+        threshold = float(threshold)
+        low = threshold if low is None else float(low)
+        return {
+            "feature": "raw",
+            "max_z": float(z.max()),
+            "max_at": task.window.start + int(np.argmax(z)),
+            "runs": runs_above(z, threshold, low, offset=task.window.start),
+        }
+
+
+# ----------------------------------------------------------------------------- roles
+
+
+def settings_for(task: WindowTask, defaults: DetectionSettings) -> tuple[DetectionSettings, str]:
+    """The task's detection settings and where they came from (knowledge memory or defaults)."""
+    if "knowledge_memory" not in task.disabled and isinstance(task.knowledge, DetectionSettings):
+        return task.knowledge, f"knowledge memory ({task.series.dataset})"
+    return defaults, "generic defaults (no knowledge memory)"
+
+
+@dataclass
+class HeuristicLocator:
+    """Spectral-residual saliency of the window -> candidate intervals.
+
+    ``saliency_threshold`` is in multiples of the window's mean saliency. With ``plot`` on,
+    the window is rendered as a PNG and attached to the step, as a VLM locator would see it.
+    """
+
+    saliency_threshold: float = 3.0
+    merge_gap: int = 2
+    max_candidates: int = 3
+    plot: bool = False
+
+    def locate(self, task: WindowTask) -> LocatorOutput:
+        t0 = time.perf_counter()
+        w = task.window
+        messages: list[dict[str, Any]] = []
+        if self.plot:
+            messages = [{"role": "user", "content": [_window_png_part(task)]}]
+        if "localization" in task.disabled:
+            step = Step("locator", messages, "localization disabled", info={"disabled": True})
+            step.seconds = time.perf_counter() - t0
+            return LocatorOutput([], "localization disabled", step)
+        sal = spectral_residual_saliency(w.values)
+        runs = runs_above(sal, self.saliency_threshold, self.saliency_threshold / 2, offset=w.start)
+        runs = _merge_runs([(s, e, p) for s, e, p in runs], self.merge_gap)
+        runs = sorted(runs, key=lambda r: -r[2])[: self.max_candidates]
+        candidates = [
+            Interval(int(s), int(e), "other", f"saliency {p:.1f}x mean", 3 if p > 2 * self.saliency_threshold else 2)
+            for s, e, p in sorted(runs)
+        ]
+        if candidates:
+            description = "salient regions: " + ", ".join(
+                f"{iv.start}..{iv.end} ({iv.explanation})" for iv in candidates
+            )
+        else:
+            description = "no salient region; the window looks regular"
+        step = Step("locator", messages, description, info={"candidates": [[c.start, c.end] for c in candidates]})
+        step.seconds = time.perf_counter() - t0
+        return LocatorOutput(candidates, description, step)
+
+
+@dataclass
+class HeuristicPlanner:
+    """Feature tools and thresholds from the knowledge memory (or generic defaults)."""
+
+    defaults: DetectionSettings = field(default_factory=DetectionSettings)
+
+    def plan(self, task: WindowTask, located: LocatorOutput) -> PlanOutput:
+        t0 = time.perf_counter()
+        settings, source = settings_for(task, self.defaults)
+        calls: list[ToolCall] = []
+        thresholds: dict[str, float] = {}
+        if "feature_extraction" in task.disabled or task.context is None:
+            raw = settings.thresholds.get("global", 6.0)
+            calls.append(ToolCall("raw_value_outliers", {"threshold": raw, "low": raw * settings.hysteresis}, "c0"))
+            thresholds["raw"] = raw
+            text = f"Feature extraction is off: look for raw-value outliers (z > {raw}); thresholds from {source}."
+        else:
+            available = task.context.features
+            for feature in FEATURES:
+                thr = settings.thresholds.get(feature)
+                if thr is None or feature not in available:
+                    continue
+                args = {"feature": feature, "threshold": thr, "low": round(thr * settings.hysteresis, 3)}
+                calls.append(ToolCall("feature_runs", args, f"c{len(calls)}"))
+                thresholds[feature] = thr
+            text = (
+                f"Check {', '.join(thresholds)} deviations with thresholds from {source}"
+                + (f" ({settings.description})" if settings.description and source.startswith("knowledge") else "")
+                + (f"; re-examine candidates {[[c.start, c.end] for c in located.candidates]}" if located.candidates else "")
+                + "."
+            )
+        thresholds.update(
+            hysteresis=settings.hysteresis,
+            merge_gap=settings.merge_gap,
+            candidate_relief=settings.candidate_relief,
+            confidence_2=settings.confidence_levels[0],
+            confidence_3=settings.confidence_levels[1],
+        )
+        step = Step("planner", [], text, tool_calls=list(calls), info={"settings_source": source})
+        step.seconds = time.perf_counter() - t0
+        return PlanOutput(text, calls, thresholds, step)
+
+
+@dataclass
+class HeuristicActor:
+    """Runs the plan; then (up to ``max_rounds`` in all) re-examines locator candidates that
+    no run explains, with thresholds multiplied by the plan's ``candidate_relief``."""
+
+    max_rounds: int = 2
+
+    def act(self, task: WindowTask, plan: PlanOutput, registry: Any) -> Evidence:
+        t0 = time.perf_counter()
+        results = registry.run_calls(plan.tool_calls, task)
+        steps = [Step("actor", [], f"round 1: {len(results)} tool call(s)", list(plan.tool_calls), results)]
+        steps[0].seconds = time.perf_counter() - t0
+        located = task.upstream.get("located")
+        if self.max_rounds < 2 or located is None or not located.candidates:
+            return Evidence(list(results), steps)
+        covered = [(s, e) for r in results if r.ok for s, e, _ in r.output["runs"]]
+        relief = float(plan.thresholds.get("candidate_relief", 1.0))
+        follow_up: list[ToolCall] = []
+        for cand in located.candidates:
+            if any(s <= cand.end and e >= cand.start for s, e in covered):
+                continue
+            for call in plan.tool_calls:
+                if call.name != "feature_runs":
+                    continue
+                args = dict(call.arguments)
+                args.update(
+                    threshold=round(args["threshold"] * relief, 3),
+                    low=round(args["low"] * relief, 3),
+                    start=cand.start,
+                    end=cand.end,
+                )
+                follow_up.append(ToolCall("feature_runs", args, f"r2c{len(follow_up)}"))
+        if not follow_up:
+            return Evidence(list(results), steps)
+        t1 = time.perf_counter()
+        more = registry.run_calls(follow_up, task)
+        step = Step("actor", [], f"round 2: {len(more)} call(s) on unexplained candidates", follow_up, more)
+        step.seconds = time.perf_counter() - t1
+        return Evidence(list(results) + list(more), steps + [step])
+
+
+@dataclass
+class _Finding:
+    start: int
+    end: int
+    strength: float  # peak z / threshold of the strongest supporting run
+    feature: str
+    peak_z: float
+    supports: list[str]
+
+
+def fuse_evidence(evidence: Evidence, thresholds: dict[str, float]) -> list[_Finding]:
+    """Merge the tool runs into findings: overlapping or close runs (``merge_gap``) merge,
+    the strongest run gives the finding its feature and strength."""
+    runs = []
+    for result in evidence.tool_results:
+        if not result.ok or not isinstance(result.output, dict):
+            continue
+        feature = result.output.get("feature", "raw")
+        thr = float(result.arguments.get("threshold", 1.0)) or 1.0
+        for s, e, peak in result.output.get("runs", []):
+            runs.append((int(s), int(e), float(peak) / thr, feature, float(peak)))
+    runs.sort()
+    gap = int(thresholds.get("merge_gap", 0))
+    findings: list[_Finding] = []
+    for s, e, strength, feature, peak in runs:
+        last = findings[-1] if findings else None
+        if last is not None and s <= last.end + gap + 1:
+            last.end = max(last.end, e)
+            if strength > last.strength:
+                last.strength, last.feature, last.peak_z = strength, feature, peak
+            if feature not in last.supports:
+                last.supports.append(feature)
+        else:
+            findings.append(_Finding(s, e, strength, feature, peak, [feature]))
+    return findings
+
+
+def _finding_type(f: _Finding, task: WindowTask) -> str:
+    if f.end == f.start:
+        return "point-global" if f.feature == "global" or "global" in f.supports else "point-contextual"
+    if f.feature == "raw":
+        return "other"
+    return FEATURE_TYPES.get(f.feature, "other")
+
+
+def _confidence(strength: float, thresholds: dict[str, float]) -> int:
+    if strength >= thresholds.get("confidence_3", 2.5):
+        return 3
+    if strength >= thresholds.get("confidence_2", 1.5):
+        return 2
+    return 1
+
+
+@dataclass
+class HeuristicDetector:
+    """Fuses the structured evidence (``task.upstream``) into intervals and writes the answer
+    text. In a refinement round it applies the evaluator's feedback: flagged intervals are
+    trimmed to their core or dropped when weak."""
+
+    def detect(self, task: WindowTask, messages: list[dict[str, Any]]) -> tuple[str, Step]:
+        t0 = time.perf_counter()
+        plan: PlanOutput = task.upstream["plan"]
+        evidence: Evidence = task.upstream["evidence"]
+        feedback: EvaluatorOutput | None = task.upstream.get("feedback")
+        findings = fuse_evidence(evidence, plan.thresholds)
+        flagged = {tuple(f[:2]): f[2] for f in (feedback.quality.get("flagged", []) if feedback else [])}
+        intervals, notes = [], []
+        for f in findings:
+            reason = flagged.get((f.start, f.end))
+            if reason is not None:
+                if f.strength < plan.thresholds.get("confidence_2", 1.5):
+                    notes.append(f"dropped {f.start}..{f.end} ({reason})")
+                    continue
+                if reason == "too long" and f.end - f.start > 2:
+                    f = _trim_to_core(f, evidence)
+                    notes.append(f"trimmed to {f.start}..{f.end} ({reason})")
+            explanation = (
+                f"{f.feature} z={f.peak_z:.1f} ({f.strength:.1f}x threshold)"
+                + (f"; also {', '.join(s for s in f.supports if s != f.feature)}" if len(f.supports) > 1 else "")
+            )
+            intervals.append(
+                Interval(f.start, f.end, _finding_type(f, task), explanation, _confidence(f.strength, plan.thresholds))
+            )
+        if intervals:
+            think = (
+                f"{len(intervals)} region(s) exceed the planned thresholds: "
+                + "; ".join(f"[{iv.start}, {iv.end}] {iv.explanation}" for iv in intervals)
+            )
+        else:
+            think = "No feature exceeds its threshold in this window; it is normal."
+        if notes:
+            think += " Revised after evaluation: " + "; ".join(notes) + "."
+        text = render_detection(intervals, think)
+        step = Step("detector", messages, text, info={"refinement": feedback is not None})
+        step.seconds = time.perf_counter() - t0
+        return text, step
+
+
+def _trim_to_core(f: _Finding, evidence: Evidence) -> _Finding:
+    """Shrink a finding to the points where its strongest feature exceeds the full
+    threshold (the hysteresis tail removed)."""
+    for result in evidence.tool_results:
+        if result.ok and result.output.get("feature") == f.feature:
+            thr = float(result.arguments["threshold"])
+            cores = [
+                (s, e)
+                for s, e, peak in runs_above_from_runs(result.output["runs"], thr)
+                if s <= f.end and e >= f.start
+            ]
+            if cores:
+                return _Finding(cores[0][0], cores[-1][1], f.strength, f.feature, f.peak_z, f.supports)
+    return f
+
+
+def runs_above_from_runs(runs: list[list[float]], threshold: float) -> list[tuple[int, int, float]]:
+    """The runs whose peak exceeds ``threshold`` (the run bounds themselves are kept)."""
+    return [(int(s), int(e), float(p)) for s, e, p in runs if p > threshold]
+
+
+@dataclass
+class HeuristicEvaluator:
+    """Flags intervals that are unsupported by any tool run, that span more than
+    ``max_fraction`` of the window with only moderate evidence, or that are the weakest of
+    more than ``max_intervals`` intervals; asks for one refinement when any is flagged."""
+
+    max_fraction: float = 0.5
+    max_intervals: int = 4
+
+    def evaluate(self, task: WindowTask, plan: PlanOutput, evidence: Evidence, detection: Detection) -> EvaluatorOutput:
+        t0 = time.perf_counter()
+        issues: list[str] = []
+        flagged: list[list[Any]] = []
+        if not detection.ok:
+            issues.append(f"the answer could not be parsed: {detection.parse_error}")
+        runs = [
+            (int(s), int(e))
+            for r in evidence.tool_results
+            if r.ok and isinstance(r.output, dict)
+            for s, e, _ in r.output.get("runs", [])
+        ]
+        window_len = len(task.window)
+        strong = plan.thresholds.get("confidence_3", 2.5)
+        for iv in detection.intervals:
+            if not any(s <= iv.end and e >= iv.start for s, e in runs):
+                issues.append(f"[{iv.start}, {iv.end}] is not supported by any tool result")
+                flagged.append([iv.start, iv.end, "unsupported"])
+            elif iv.length > self.max_fraction * window_len and iv.confidence < 3:
+                issues.append(f"[{iv.start}, {iv.end}] covers {iv.length}/{window_len} points without strong evidence")
+                flagged.append([iv.start, iv.end, "too long"])
+        if len(detection.intervals) > self.max_intervals:
+            weakest = sorted(detection.intervals, key=lambda iv: iv.confidence)[: len(detection.intervals) - self.max_intervals]
+            for iv in weakest:
+                if iv.confidence < 2:
+                    issues.append(f"[{iv.start}, {iv.end}] is one of too many weak intervals")
+                    flagged.append([iv.start, iv.end, "too many"])
+        suggestions = ["drop or tighten the flagged intervals"] if flagged else []
+        quality = {
+            "n_intervals": len(detection.intervals),
+            "flagged": flagged,
+            "strong_threshold": strong,
+        }
+        text = "; ".join(issues) if issues else "consistent with the evidence"
+        step = Step("evaluator", [], text, info=quality)
+        step.seconds = time.perf_counter() - t0
+        return EvaluatorOutput(bool(flagged), issues, suggestions, quality, step)
+
+
+def _merge_runs(runs: list[tuple[int, int, float]], gap: int) -> list[tuple[int, int, float]]:
+    merged: list[list[float]] = []
+    for s, e, p in sorted(runs):
+        if merged and s <= merged[-1][1] + gap + 1:
+            merged[-1][1] = max(merged[-1][1], e)
+            merged[-1][2] = max(merged[-1][2], p)
+        else:
+            merged.append([s, e, p])
+    return [(int(s), int(e), float(p)) for s, e, p in merged]
+
+
+def _window_png_part(task: WindowTask) -> dict[str, Any]:
+    """The window plotted as a base64 PNG image part (what a VLM locator is shown)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    w = task.window
+    fig, ax = plt.subplots(figsize=(6, 2.2), dpi=80)
+    ax.plot(np.arange(w.start, w.end), w.values, lw=1)
+    ax.set_title(f"{task.series.name} [{w.start}, {w.end - 1}]", fontsize=8)
+    ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{data}"}}
+
+
+def make_heuristic_roles(
+    defaults: DetectionSettings | None = None,
+    *,
+    evaluator: bool = True,
+    plot: bool = False,
+    max_rounds: int = 2,
+    locator: dict[str, Any] | None = None,
+    evaluator_options: dict[str, Any] | None = None,
+) -> Roles:
+    """The five heuristic roles (``evaluator=False`` leaves the evaluator out)."""
+    return Roles(
+        locator=HeuristicLocator(plot=plot, **(locator or {})),
+        planner=HeuristicPlanner(defaults or DetectionSettings()),
+        actor=HeuristicActor(max_rounds=max_rounds),
+        detector=HeuristicDetector(),
+        evaluator=HeuristicEvaluator(**(evaluator_options or {})) if evaluator else None,
+    )

@@ -1,0 +1,203 @@
+"""Series-level feature profiles behind the heuristic roles' feature-extraction tools.
+
+Each feature is a residual of the series against a reference (a short median for spikes,
+the previous point for jumps, a long median for level and sequence deviations, the same
+phase one or two periods away for seasonal deviations, the series median for global
+outliers), turned into a robust z-score by a scale (1.4826 * MAD) estimated on the
+series. The residuals are computed once per series with vectorised filters, so every
+window only slices arrays: this is what keeps the agent above 50k points/s.
+
+Two preprocessing modes, recorded in every trajectory:
+- ``whole-series`` (default): centred references and scales from the whole series, as a
+  batch detector over a stored series would do;
+- ``causal``: every residual at ``t`` uses ``x[..t]`` only and every scale the prefix
+  before the window (re-estimated each time the prefix doubles), as a streaming monitor
+  would have to.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy import ndimage, signal
+
+#: The features, in the order tools and prompts list them.
+FEATURES: tuple[str, ...] = ("spike", "jump", "level", "seasonal", "global")
+
+#: What each feature measures (shown by the tool schemas and the docs).
+FEATURE_DESCRIPTIONS: dict[str, str] = {
+    "spike": "deviation from the median of the 4 neighbouring points (point anomalies)",
+    "jump": "first difference (abrupt changes, spikes' edges)",
+    "level": "deviation from a 51-point running median (level shifts and sequence anomalies)",
+    "seasonal": "deviation from the same phase in neighbouring periods (seasonal/shape anomalies)",
+    "global": "deviation from the series median (global outliers)",
+}
+
+SPIKE_SPAN = 5
+LEVEL_SPAN = 51
+MIN_PERIOD = 4
+MAX_PERIOD = 500
+PERIOD_SAMPLE = 5000
+MIN_PREFIX = 100
+
+
+def robust_scale(values: np.ndarray) -> float:
+    """1.4826 * MAD, falling back to the standard deviation (then 1e-9) on flat data."""
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return 1e-9
+    med = np.median(values)
+    scale = 1.4826 * float(np.median(np.abs(values - med)))
+    if scale <= 1e-12:
+        scale = float(np.std(values))
+    return max(scale, 1e-9)
+
+
+def estimate_period(values: np.ndarray, max_period: int = MAX_PERIOD) -> int:
+    """Dominant period from the autocorrelation's highest peak (>= 0.3); 0 when none."""
+    x = np.asarray(values[:PERIOD_SAMPLE], dtype=float)
+    if x.size < 3 * MIN_PERIOD:
+        return 0
+    x = x - x.mean()
+    if x.std() < 1e-12:
+        return 0
+    n = x.size
+    spectrum = np.fft.rfft(x, 2 * n)
+    acf = np.fft.irfft(spectrum * np.conj(spectrum))[: min(max_period, n // 3) + 1]
+    acf = acf / acf[0]
+    peaks, _ = signal.find_peaks(acf[MIN_PERIOD:], height=0.3)
+    if peaks.size == 0:
+        return 0
+    return int(peaks[np.argmax(acf[MIN_PERIOD:][peaks])] + MIN_PERIOD)
+
+
+def _shifted(x: np.ndarray, lag: int) -> np.ndarray:
+    """``x[t - lag]`` with NaN where it falls outside the series."""
+    out = np.full_like(x, np.nan)
+    if lag > 0:
+        out[lag:] = x[:-lag]
+    else:
+        out[:lag] = x[-lag:]
+    return out
+
+
+def _neighbour_median(x: np.ndarray, span: int, causal: bool) -> np.ndarray:
+    """Median of each point's ``span - 1`` neighbours, the point itself excluded (so a
+    residual is never zero by construction, which would shrink the MAD): the centred
+    neighbours, or the preceding ones in causal mode. Edges repeat the end values."""
+    half = span // 2
+    if causal:
+        views = sliding_window_view(np.pad(x, (span - 1, 0), mode="edge"), span)[:, : span - 1]
+    else:
+        views = sliding_window_view(np.pad(x, half, mode="edge"), span)
+        views = views[:, [k for k in range(span) if k != half]]
+    return np.median(views, axis=1)
+
+
+def _long_median(x: np.ndarray, span: int, causal: bool) -> np.ndarray:
+    """Running median over ``span`` points (centred, or trailing in causal mode)."""
+    origin = (span - 1) // 2 if causal else 0
+    return ndimage.median_filter(x, size=span, origin=origin, mode="nearest")
+
+
+@dataclass
+class FeatureProfile:
+    """Residuals of one series for every feature, plus how to scale them.
+
+    ``residual[f][t]`` is signed; ``zscores(f, start, end)`` returns |residual| / scale for a
+    window, the scale coming from the whole series or from the causal prefix.
+    """
+
+    n: int
+    causal: bool
+    period: int
+    residual: dict[str, np.ndarray]
+    _scales: dict[tuple[str, int], float] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def build(cls, values: np.ndarray, causal: bool = False, period_from: int | None = None) -> "FeatureProfile":
+        """Compute every residual; the period is estimated on ``values[:period_from]`` (the
+        training prefix in causal mode) or on the start of the series."""
+        x = np.asarray(values, dtype=float)
+        period = estimate_period(x[:period_from] if period_from else x)
+        res = {
+            "spike": x - _neighbour_median(x, SPIKE_SPAN, causal),
+            "jump": np.diff(x, prepend=x[:1]),
+            "level": x - _long_median(x, LEVEL_SPAN, causal),
+            "global": x - 0.0,  # referenced to the (prefix) median when scaled
+        }
+        if period and 2 * period < x.size:
+            lags = (period, 2 * period, 3 * period) if causal else (period, 2 * period, -period, -2 * period)
+            with warnings.catch_warnings():  # all-NaN columns at the edges fall back to x
+                warnings.simplefilter("ignore", RuntimeWarning)
+                ref = np.nanmedian(np.stack([_shifted(x, lag) for lag in lags]), axis=0)
+            ref = np.where(np.isnan(ref), x, ref)
+            res["seasonal"] = x - ref
+        return cls(n=x.size, causal=causal, period=period, residual=res)
+
+    @property
+    def features(self) -> list[str]:
+        return [f for f in FEATURES if f in self.residual]
+
+    def _reference_end(self, start: int) -> int:
+        """End of the prefix the scales come from: the whole series, or (causal) the prefix
+        before the window rounded down to a power of two, so scales are re-estimated only
+        O(log n) times."""
+        if not self.causal:
+            return self.n
+        prefix = max(start, MIN_PREFIX)
+        return min(self.n, 1 << int(np.log2(prefix)))
+
+    def center_and_scale(self, feature: str, start: int) -> tuple[float, float]:
+        """(centre, scale) of ``feature``'s residual for a window starting at ``start``."""
+        ref_end = self._reference_end(start)
+        key = (feature, ref_end)
+        if key not in self._scales:
+            r = self.residual[feature][:ref_end]
+            centre = float(np.median(r)) if feature == "global" else 0.0
+            self._scales[key] = (centre, robust_scale(r - centre))
+        return self._scales[key]
+
+    def zscores(self, feature: str, start: int, end: int) -> np.ndarray:
+        """|residual - centre| / scale on ``[start, end)``."""
+        centre, scale = self.center_and_scale(feature, start)
+        return np.abs(self.residual[feature][start:end] - centre) / scale
+
+    def signed(self, feature: str, start: int, end: int) -> np.ndarray:
+        """Signed robust z-scores (positive = above the reference)."""
+        centre, scale = self.center_and_scale(feature, start)
+        return (self.residual[feature][start:end] - centre) / scale
+
+
+def runs_above(z: np.ndarray, high: float, low: float, offset: int = 0) -> list[list[float]]:
+    """Runs of ``z > low`` that contain at least one ``z > high`` (hysteresis), as
+    ``[start, end, peak]`` with absolute inclusive indices."""
+    above = z > low
+    if not above.any():
+        return []
+    edges = np.diff(np.concatenate(([0], above.astype(np.int8), [0])))
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1) - 1
+    runs = []
+    for s, e in zip(starts, ends):
+        peak = float(z[s : e + 1].max())
+        if peak > high:
+            runs.append([int(s + offset), int(e + offset), peak])
+    return runs
+
+
+def spectral_residual_saliency(values: np.ndarray, average: int = 3) -> np.ndarray:
+    """Spectral-residual saliency map (Ren et al., 2019) of a window, normalised to its
+    mean; the locator's 'where does the eye go' signal."""
+    x = np.asarray(values, dtype=float)
+    if x.size < 4 or np.ptp(x) == 0:
+        return np.zeros_like(x)
+    spectrum = np.fft.fft(x - x.mean())
+    amplitude = np.abs(spectrum) + 1e-12
+    log_amp = np.log(amplitude)
+    residual = log_amp - ndimage.uniform_filter1d(log_amp, average, mode="nearest")
+    saliency = np.abs(np.fft.ifft(np.exp(residual + 1j * np.angle(spectrum))))
+    return saliency / (saliency.mean() + 1e-12)

@@ -1,0 +1,159 @@
+"""The agentic workflow as benchmark detectors: ``heuristic-agent`` and ``llm-agent``.
+
+Both wrap a :class:`~anomamind.envs.workflow.Workflow`; they differ in the roles. Options
+are the ablation switches of the paper (``disable`` ⊂ feature_extraction,
+knowledge_memory, localization; ``evaluator=False``), the window geometry and the
+preprocessing mode, so ``anomamind bench --detector heuristic-agent --option ...`` can run
+every row of the ablation table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from anomamind.agents.heuristic import DetectionSettings, HeuristicToolbox, make_heuristic_roles
+from anomamind.agents.heuristic_features import FeatureProfile
+from anomamind.agents.roles import Roles
+from anomamind.config import ConfigError, load_config
+from anomamind.envs.workflow import SeriesOutcome, Workflow, WorkflowConfig
+from anomamind.eval.registry import SeriesPrediction
+from anomamind.paths import CONFIG_DIR
+from anomamind.types import Series
+
+DEFAULT_HEURISTIC_CONFIG = CONFIG_DIR / "agents" / "heuristic.yaml"
+
+
+@dataclass
+class HeuristicAgentConfig:
+    """configs/agents/heuristic.yaml: the workflow, the roles, and the knowledge memory's
+    per-dataset detection settings (``knowledge: {DATASET: {thresholds: ..., ...}}``;
+    ``defaults`` is what the planner uses without the memory or for unknown datasets)."""
+
+    window: int = 100
+    stride: int = 100
+    causal: bool = False
+    max_refinements: int = 1
+    max_tool_rounds: int = 2
+    plot: bool = False
+    locator: dict[str, Any] = field(default_factory=dict)
+    evaluator: dict[str, Any] = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)
+    knowledge: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class HeuristicKnowledge:
+    """The knowledge memory's detection settings per dataset (defaults for unknown ones)."""
+
+    def __init__(self, defaults: DetectionSettings, entries: dict[str, dict[str, Any]]) -> None:
+        self.defaults = defaults
+        self.entries = {}
+        for name, entry in entries.items():
+            merged = {**defaults.__dict__, **entry}
+            try:
+                self.entries[name.upper()] = DetectionSettings.from_dict(merged)
+            except (TypeError, ValueError) as err:
+                raise ConfigError(f"knowledge entry {name!r}: {err}") from err
+
+    def __call__(self, series: Series) -> DetectionSettings:
+        return self.entries.get(str(series.dataset).upper(), self.defaults)
+
+
+class WorkflowDetector:
+    """A SeriesDetector over a workflow; ``run`` also returns the trajectories."""
+
+    def __init__(self, name: str, workflow: Workflow, trajectories: str | Path | None = None) -> None:
+        self.name = name
+        self.workflow = workflow
+        self.trajectories = trajectories
+
+    def run(self, series: Series) -> SeriesOutcome:
+        return self.workflow.run_series(series, self.trajectories)
+
+    def detect(self, series: Series) -> SeriesPrediction:
+        return self.run(series).prediction
+
+
+def heuristic_context(series: Series, causal: bool) -> FeatureProfile:
+    """The heuristic tools' series-level context (the period is estimated on the training
+    prefix in causal mode)."""
+    period_from = (series.train_end or max(len(series) // 4, 100)) if causal else None
+    return FeatureProfile.build(series.values, causal=causal, period_from=period_from)
+
+
+def load_heuristic_config(config: str | Path | None = None, overrides: list[str] | None = None) -> HeuristicAgentConfig:
+    return load_config(HeuristicAgentConfig, config or DEFAULT_HEURISTIC_CONFIG, overrides)
+
+
+def _workflow_config(cfg: Any, disable: Any, window: int | None, stride: int | None, causal: bool | None) -> WorkflowConfig:
+    if isinstance(disable, str):
+        disable = [d for d in disable.split(",") if d]
+    return WorkflowConfig(
+        window=int(window or cfg.window),
+        stride=int(stride or (window if window and not stride else cfg.stride)),
+        causal=bool(cfg.causal if causal is None else causal),
+        disable=tuple(disable or ()),
+        max_refinements=int(cfg.max_refinements),
+    )
+
+
+def make_heuristic_agent(
+    disable: list[str] | tuple[str, ...] | str = (),
+    evaluator: bool = True,
+    window: int | None = None,
+    stride: int | None = None,
+    causal: bool | None = None,
+    plot: bool | None = None,
+    config: str | Path | None = None,
+    overrides: list[str] | None = None,
+    trajectories: str | Path | None = None,
+) -> WorkflowDetector:
+    """The heuristic agent. ``disable`` and ``evaluator=False`` are the ablations; window,
+    stride, causal and plot override the config file (configs/agents/heuristic.yaml)."""
+    cfg = load_heuristic_config(config, overrides)
+    defaults = DetectionSettings.from_dict(cfg.defaults)
+    roles = make_heuristic_roles(
+        defaults,
+        evaluator=evaluator,
+        plot=cfg.plot if plot is None else bool(plot),
+        max_rounds=cfg.max_tool_rounds,
+        locator=cfg.locator,
+        evaluator_options=cfg.evaluator,
+    )
+    workflow = Workflow(
+        roles,
+        HeuristicToolbox(),
+        context_factory=heuristic_context,
+        knowledge=HeuristicKnowledge(defaults, cfg.knowledge),
+        config=_workflow_config(cfg, disable, window, stride, causal),
+    )
+    return WorkflowDetector("heuristic-agent", workflow, trajectories)
+
+
+def make_llm_agent(
+    disable: list[str] | tuple[str, ...] | str = (),
+    evaluator: bool = True,
+    window: int | None = None,
+    stride: int | None = None,
+    causal: bool | None = None,
+    config: str | Path | None = None,
+    overrides: list[str] | None = None,
+    trajectories: str | Path | None = None,
+) -> WorkflowDetector:
+    """The workflow with LLM roles (agents/llm_roles.py: ``make_llm_roles(config, overrides,
+    evaluator=...)``) over the same tools, context and knowledge as the heuristic agent."""
+    try:
+        from anomamind.agents.llm_roles import make_llm_roles
+    except ImportError as err:
+        raise ImportError(f"the LLM roles are not available: {err}") from err
+    cfg = load_heuristic_config(None)
+    roles: Roles = make_llm_roles(config, overrides, evaluator=evaluator)
+    workflow = Workflow(
+        roles,
+        HeuristicToolbox(),
+        context_factory=heuristic_context,
+        knowledge=HeuristicKnowledge(DetectionSettings.from_dict(cfg.defaults), cfg.knowledge),
+        config=_workflow_config(cfg, disable, window, stride, causal),
+    )
+    return WorkflowDetector("llm-agent", workflow, trajectories)
