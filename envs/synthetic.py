@@ -67,6 +67,7 @@ class _Base:
     level: float
     slope: float
     noise_std: float
+    normal_range: tuple[float, float] = (0.0, 0.0)  # min/max of the noisy signal before injection
 
     def seasonal(self, t: np.ndarray, rate: float = 1.0, t0: int = 0) -> np.ndarray:
         """Sum of sines; after ``t0`` the phase advances ``rate`` times as fast (continuous)."""
@@ -112,6 +113,7 @@ def generate_series(
     t = np.arange(length, dtype=np.float64)
     clean = base.level + base.slope * t + base.seasonal(t)
     values = clean + rng.normal(0.0, base.noise_std, length)
+    base.normal_range = (float(values.min()), float(values.max())) if length else (0.0, 0.0)
 
     plan = [k for k in kinds for _ in range(n_anomalies_per_kind)]
     rng.shuffle(plan)
@@ -283,7 +285,8 @@ def _place(rng: np.random.Generator, plan: list[str], length: int, lo: int) -> l
 
 def _point_global(rng, values, clean, base, start, end, strength) -> dict:
     centre = float(np.mean(clean))
-    reach = float(np.max(np.abs(values - centre)))
+    low, high = base.normal_range
+    reach = max(high - centre, centre - low)
     sign = float(rng.choice([-1.0, 1.0]))
     values[start] = centre + sign * (reach + strength * 0.6 * base.amplitude)
     return {"detail": "above" if sign > 0 else "below"}
@@ -296,7 +299,7 @@ def _point_contextual(rng, values, clean, base, start, end, strength) -> dict:
     local_level = float(np.mean(clean[max(0, start - half) : start + half + 1]))
     sign = 1.0 if values[start] < local_level else -1.0
     shifted = values[start] + sign * strength * 0.9 * base.amplitude
-    values[start] = float(np.clip(shifted, values.min(), values.max()))
+    values[start] = float(np.clip(shifted, *base.normal_range))
     return {"detail": "up" if sign > 0 else "down"}
 
 
