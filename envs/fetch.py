@@ -22,7 +22,7 @@ from anomamind.paths import CONFIG_DIR
 from anomamind.types import DataError
 
 DATA_CONFIG = CONFIG_DIR / "data.yaml"
-_CHUNK = 1 << 20
+_CHUNK = 1 << 16  # small, so an interrupted download loses at most 64 KiB of what arrived
 
 
 class FetchError(DataError):

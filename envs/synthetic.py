@@ -26,8 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import signal
-
 from anomamind.types import DataError, Series
 
 ALL_KINDS: tuple[str, ...] = (
@@ -311,7 +309,7 @@ def _collective_shapelet(rng, values, clean, base, start, end, strength) -> dict
     if shape == "square":
         other = base.amplitude * np.sign(np.sin(phase))
     elif shape == "sawtooth":
-        other = base.amplitude * signal.sawtooth(phase)
+        other = base.amplitude * (2.0 * np.mod(phase / (2 * np.pi), 1.0) - 1.0)
     elif shape == "flat":
         other = np.full_like(t, float(np.mean(seasonal)))
     else:  # noisy: the seasonal shape drowned in much stronger noise
