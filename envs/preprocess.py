@@ -12,8 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import stats
-
 from anomamind.types import DataError
 
 PREPROCESS_MODES: tuple[str, ...] = ("paper", "causal", "none")
@@ -54,8 +52,7 @@ def preprocess(
     scaled = (x - low) / span if span > 0 else x - low
     t = np.arange(x.size, dtype=np.float64)
     if fit_end >= 2:
-        line = stats.linregress(t[:fit_end], scaled[:fit_end])
-        slope, intercept = float(line.slope), float(line.intercept)
+        slope, intercept = (float(c) for c in np.polyfit(t[:fit_end], scaled[:fit_end], 1))
     else:  # a single point has no trend
         slope, intercept = 0.0, 0.0
     # Paper D.1.3: x' = x - x_trend (the least-squares line), so residuals centre on 0.
