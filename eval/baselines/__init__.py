@@ -1,1 +1,57 @@
-"""eval/baselines."""
+"""Classical baselines with a PyOD-like interface, and their benchmark factories.
+
+Each ``make_*`` factory (named in :mod:`anomamind.eval.registry`) returns a
+:class:`~anomamind.eval.baselines.series_detector.BaselineSeriesDetector`; keyword options
+(``--detector-option NAME.key=value``) go to the estimator's constructor.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from anomamind.eval.baselines.base import BaseDetector, minmax_normalise, sigma_threshold
+from anomamind.eval.baselines.fft import FFTDetector
+from anomamind.eval.baselines.iforest import IForestDetector
+from anomamind.eval.baselines.matrix_profile import MatrixProfileDetector
+from anomamind.eval.baselines.series_detector import BaselineSeriesDetector
+from anomamind.eval.baselines.spectral_residual import SpectralResidualDetector
+from anomamind.eval.baselines.zscore import RollingZScoreDetector
+
+
+def _factory(name: str, cls: type[BaseDetector], **fixed: Any):
+    def make(**options: Any) -> BaselineSeriesDetector:
+        try:
+            cls(**fixed, **options)  # validate the options now, with a readable message
+        except TypeError as err:
+            raise ValueError(f"detector {name!r}: bad option ({err})") from err
+        return BaselineSeriesDetector(name, lambda: cls(**fixed, **options))
+
+    make.__name__ = f"make_{name.replace('-', '_')}"
+    make.__doc__ = f"The {name!r} baseline ({cls.__name__}) as a series detector."
+    return make
+
+
+make_fft = _factory("fft", FFTDetector)
+make_spectral_residual = _factory("sr", SpectralResidualDetector)
+make_iforest = _factory("iforest", IForestDetector)
+make_rolling_zscore = _factory("zscore", RollingZScoreDetector, on_diff=False)
+make_rolling_zscore_diff = _factory("zscore-diff", RollingZScoreDetector, on_diff=True)
+make_matrix_profile = _factory("matrix-profile", MatrixProfileDetector)
+
+__all__ = [
+    "BaseDetector",
+    "BaselineSeriesDetector",
+    "FFTDetector",
+    "IForestDetector",
+    "MatrixProfileDetector",
+    "RollingZScoreDetector",
+    "SpectralResidualDetector",
+    "make_fft",
+    "make_iforest",
+    "make_matrix_profile",
+    "make_rolling_zscore",
+    "make_rolling_zscore_diff",
+    "make_spectral_residual",
+    "minmax_normalise",
+    "sigma_threshold",
+]
