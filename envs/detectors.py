@@ -16,7 +16,7 @@ from typing import Any
 from anomamind.agents.heuristic import DetectionSettings, HeuristicToolbox, make_heuristic_roles
 from anomamind.agents.heuristic_features import FeatureProfile
 from anomamind.agents.roles import Roles
-from anomamind.config import ConfigError, load_config
+from anomamind.config import ConfigError, load_config, to_dict
 from anomamind.envs.workflow import SeriesOutcome, Workflow, WorkflowConfig
 from anomamind.eval.registry import SeriesPrediction
 from anomamind.paths import CONFIG_DIR
@@ -63,10 +63,18 @@ class HeuristicKnowledge:
 class WorkflowDetector:
     """A SeriesDetector over a workflow; ``run`` also returns the trajectories."""
 
-    def __init__(self, name: str, workflow: Workflow, trajectories: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        workflow: Workflow,
+        trajectories: str | Path | None = None,
+        role_config: dict[str, Any] | None = None,
+    ) -> None:
         self.name = name
         self.workflow = workflow
         self.trajectories = trajectories
+        #: What identifies the upstream roles' behaviour (the env's cache key uses it).
+        self.role_config = role_config or {}
 
     def run(self, series: Series) -> SeriesOutcome:
         return self.workflow.run_series(series, self.trajectories)
@@ -128,7 +136,8 @@ def make_heuristic_agent(
         knowledge=HeuristicKnowledge(defaults, cfg.knowledge),
         config=_workflow_config(cfg, disable, window, stride, causal),
     )
-    return WorkflowDetector("heuristic-agent", workflow, trajectories)
+    role_config = {"agent": "heuristic", "config": to_dict(cfg), "workflow": to_dict(workflow.config)}
+    return WorkflowDetector("heuristic-agent", workflow, trajectories, role_config)
 
 
 def make_llm_agent(
@@ -156,4 +165,5 @@ def make_llm_agent(
         knowledge=HeuristicKnowledge(DetectionSettings.from_dict(cfg.defaults), cfg.knowledge),
         config=_workflow_config(cfg, disable, window, stride, causal),
     )
-    return WorkflowDetector("llm-agent", workflow, trajectories)
+    role_config = {"agent": "llm", "config": str(config), "overrides": list(overrides or []), "workflow": to_dict(workflow.config)}
+    return WorkflowDetector("llm-agent", workflow, trajectories, role_config)
