@@ -276,6 +276,7 @@ def _series_from_bytes(
         raise DataError(f"{path}: empty file (expected a header 'Data,Label' and rows)")
     frame = _parse_csv(path, raw)
     values = _numeric_column(path, frame, VALUE_COLUMN)
+    n_non_finite = int(np.count_nonzero(~np.isfinite(values)))
     values = clean_values(path, values, nan_policy)
     labels = _label_column(path, frame)
     if values.size < min_length:
@@ -284,7 +285,7 @@ def _series_from_bytes(
             "(one window)"
         )
     parsed = parse_tsbad_name(path.name)
-    meta: dict = {}
+    meta: dict = {"n_interpolated": n_non_finite} if n_non_finite else {}
     train_end = first_anomaly = None
     domain = "unknown"
     if parsed is not None:

@@ -104,6 +104,8 @@ def generate_series(
         raise DataError(f"unknown anomaly kind(s) {unknown}; known: {list(ALL_KINDS)}")
     if magnitude <= 0:
         raise DataError(f"magnitude must be positive, got {magnitude}")
+    if length < 1 or seed < 0:
+        raise DataError(f"length must be positive and seed non-negative (got length={length}, seed={seed})")
     if n_anomalies_per_kind < 0:
         raise DataError(f"n_anomalies_per_kind must be >= 0, got {n_anomalies_per_kind}")
     rng = np.random.default_rng(seed)
@@ -111,7 +113,7 @@ def generate_series(
     t = np.arange(length, dtype=np.float64)
     clean = base.level + base.slope * t + base.seasonal(t)
     values = clean + rng.normal(0.0, base.noise_std, length)
-    base.normal_range = (float(values.min()), float(values.max())) if length else (0.0, 0.0)
+    base.normal_range = (float(values.min()), float(values.max()))
 
     plan = [k for k in kinds for _ in range(n_anomalies_per_kind)]
     rng.shuffle(plan)

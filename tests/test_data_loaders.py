@@ -122,6 +122,7 @@ def test_nan_and_inf_are_interpolated_with_a_warning(tmp_path):
     with pytest.warns(UserWarning) as record:
         series = load_series(path, nan_policy="interpolate")
     np.testing.assert_allclose(series.values, [1, 2, 3, 4, 5, 5])  # trailing gap takes the last value
+    assert series.meta["n_interpolated"] == 3
     message = str(record[0].message)
     assert str(path) in message and "3 NaN/inf" in message
 

@@ -107,6 +107,10 @@ def test_bad_arguments_are_rejected():
         generate_series(0, kinds=("level-shift",))
     with pytest.raises(DataError, match="magnitude"):
         generate_series(0, magnitude=0)
+    with pytest.raises(DataError, match="length must be positive"):
+        generate_series(0, length=0)
+    with pytest.raises(DataError, match="seed non-negative"):
+        generate_series(-1)
     with pytest.raises(DataError, match="n_series"):
         generate_dataset(0)
 
