@@ -1,0 +1,112 @@
+"""The rule-side feature library: per-point features a rule may compute over its window.
+
+Every function takes a 1-D float array (one window) and returns an array of the same
+length, so rules read as a few comparisons of features with thresholds. They are written
+for speed (vectorised numpy/scipy, no Python loops over points) because rules run over
+whole benchmarks at inference, and they never fail on flat or very short windows: a
+window without spread gives zero scores instead of infinities.
+
+This module is importable inside the rule sandbox (see :mod:`anomamind.rules.sandbox`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+#: Consistency constant that turns a median absolute deviation into a standard deviation.
+MAD_TO_STD = 1.4826
+
+
+def robust_scale(x: np.ndarray) -> float:
+    """Spread of ``x`` that ignores outliers: 1.4826 * MAD, falling back to the std.
+
+    Returns 0.0 for a window without any spread (flat), so callers can return zeros.
+    """
+    if x.size == 0:
+        return 0.0
+    med = np.median(x)
+    scale = MAD_TO_STD * float(np.median(np.abs(x - med)))
+    if scale <= 1e-12:  # more than half the points equal: the MAD says nothing
+        scale = float(np.std(x))
+    return scale if scale > 1e-12 else 0.0
+
+
+def robust_zscore(values: np.ndarray) -> np.ndarray:
+    """How many robust standard deviations each point lies from the window's median."""
+    x = np.asarray(values, dtype=np.float64)
+    scale = robust_scale(x)
+    if scale == 0.0:
+        return np.zeros_like(x)
+    return (x - np.median(x)) / scale
+
+
+def diff_zscore(values: np.ndarray) -> np.ndarray:
+    """Robust z-score of the step into each point (first difference; 0 for the first point).
+
+    Large for sudden jumps (spikes, level shifts) even when the value itself is in range.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    d = np.zeros_like(x)
+    if x.size > 1:
+        d[1:] = np.diff(x)
+    return robust_zscore(d)
+
+
+def local_deviation(values: np.ndarray, width: int = 11) -> np.ndarray:
+    """Robust z-score of the residual from a running median of ``width`` points.
+
+    Captures contextual anomalies: a point that is ordinary for the window as a whole but
+    far from its neighbours.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    width = max(3, min(int(width) | 1, x.size | 1))
+    trend = ndimage.median_filter(x, size=width, mode="nearest")
+    return robust_zscore(x - trend)
+
+
+def spectral_residual(values: np.ndarray, smooth: int = 3) -> np.ndarray:
+    """Robust z-score of the spectral-residual saliency map (Ren et al., 2019).
+
+    The log-amplitude spectrum minus its local average keeps what is "unexpected" in the
+    frequency domain; transformed back, it highlights points that break the window's
+    regular structure.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    if x.size < 4:
+        return np.zeros_like(x)
+    spectrum = np.fft.rfft(x - x.mean())
+    amplitude = np.abs(spectrum) + 1e-12
+    log_amp = np.log(amplitude)
+    residual = log_amp - ndimage.uniform_filter1d(log_amp, size=smooth, mode="nearest")
+    saliency = np.abs(np.fft.irfft(np.exp(residual + 1j * np.angle(spectrum)), n=x.size))
+    return robust_zscore(saliency)
+
+
+def rolling_std_ratio(values: np.ndarray, width: int = 20) -> np.ndarray:
+    """Running standard deviation (``width`` points) over the window's robust spread.
+
+    Above 1 where the series becomes noisier than usual (variance change); near 0 on
+    flat stretches (stuck sensors, missing data filled with a constant).
+    """
+    x = np.asarray(values, dtype=np.float64)
+    scale = robust_scale(np.diff(x)) / np.sqrt(2.0) if x.size > 2 else 0.0
+    if scale == 0.0:
+        return np.zeros_like(x)
+    mean = ndimage.uniform_filter1d(x, size=width, mode="nearest")
+    mean_sq = ndimage.uniform_filter1d(x * x, size=width, mode="nearest")
+    std = np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))
+    return std / scale
+
+
+def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Flag every point within ``radius`` points of a flagged one (anomalies are ranges)."""
+    m = np.asarray(mask, dtype=bool)
+    if radius <= 0 or not m.any():
+        return m
+    return ndimage.binary_dilation(m, structure=np.ones(2 * int(radius) + 1, dtype=bool))
+
+
+def window_has(mask: np.ndarray) -> bool:
+    """True when any point of the window is flagged (for window-level conditions)."""
+    return bool(np.any(mask))

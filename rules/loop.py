@@ -1,0 +1,308 @@
+"""The Argos-style training loop: propose -> check -> validate -> mutate -> select top-k.
+
+Each round the proposer proposes new rules and mutates the best ones found so far.
+Every candidate is
+
+1. checked: the static check plus one run on sample training windows in a fresh sandbox
+   process (forked per candidate); a failure is fed back to the proposer for repair (``max_repairs`` times);
+2. validated: run (in a long-lived sandbox worker) on the validation split and scored by
+   macro point F1, after AND/OR with a base detector when training for combination; a
+   candidate that scores below its parent has the windows that got worse fed back to the
+   proposer for one refinement.
+
+All validated candidates stay in the pool (parents are never replaced by their mutants,
+so the best unmutated rule is kept). Training stops after ``max_rounds``, after
+``patience`` rounds without a validation gain of ``min_improvement``, or when the time
+budget is spent. The rule set is then selected greedily on validation: the best rule,
+plus rules whose OR with the set raises validation F1, up to ``top_k``.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from anomamind.rules.data import SplitData, SplitSpec
+from anomamind.rules.proposer import Candidate, Proposer
+from anomamind.rules.rule import Rule, RuleSet
+from anomamind.rules.sandbox import RuleRejected, SandboxLimits, SandboxWorker, check_rule
+from anomamind.rules.scoring import MacroF1, combine
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class OfflineOptions:
+    beam_width: int = 6
+    max_conditions: int = 3
+    bootstrap: float = 0.8
+
+
+@dataclass
+class LLMOptions:
+    base_url: str = "http://127.0.0.1:8000/v1"
+    model: str = "default"
+    api_key_env: str | None = "OPENAI_API_KEY"
+    temperature: float = 0.7
+    max_tokens: int = 1500
+    example_windows: int = 3
+
+
+@dataclass
+class RuleTrainConfig:
+    """Everything ``anomamind rules train`` can be told (configs/rules/*.yaml)."""
+
+    proposer: str = "offline"  # offline | llm
+    window_length: int = 1000
+    candidates_per_round: int = 4
+    mutate_top: int = 2
+    max_rounds: int = 6
+    patience: int = 2
+    min_improvement: float = 0.002
+    time_budget_s: float = 1800.0
+    top_k: int = 3
+    max_repairs: int = 2
+    sample_windows: int = 8
+    seed: int = 0
+    combine_with: str | None = None  # a benchmark-runner detector, e.g. "sr"
+    combine_mode: str = "and"
+    split: SplitSpec = field(default_factory=SplitSpec)
+    sandbox: SandboxLimits = field(default_factory=SandboxLimits)
+    offline: OfflineOptions = field(default_factory=OfflineOptions)
+    llm: LLMOptions = field(default_factory=LLMOptions)
+
+
+@dataclass
+class Evaluated:
+    """A candidate that passed its check, with its validation flags and score."""
+
+    candidate: Candidate
+    f1: float
+    flags: np.ndarray  # the rule's own 0/1 flags on the validation split (before combination)
+    per_series: np.ndarray
+
+
+@dataclass
+class TrainResult:
+    rule_set: RuleSet
+    validation_f1: float
+    pool: list[Evaluated]
+    rejected: list[dict[str, Any]]
+    history: list[dict[str, Any]]
+
+
+def _normalised(source: str) -> str:
+    """The code without comments and docstrings, to skip re-evaluating the same rule."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.unparse(tree)
+
+
+def sample_bounds(split: SplitData, n_windows: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """A few training windows (anomalous ones first) for the check run, re-based at 0."""
+    anomalous = [i for i, (a, b) in enumerate(split.bounds) if split.labels[a:b].any()]
+    normal = [i for i in range(len(split.bounds)) if i not in set(anomalous)]
+    chosen = sorted((anomalous[: n_windows // 2] + normal)[:n_windows])
+    pieces, bounds, offset = [], [], 0
+    for i in chosen:
+        a, b = split.bounds[i]
+        pieces.append(split.values[a:b])
+        bounds.append((offset, offset + b - a))
+        offset += b - a
+    return np.concatenate(pieces), bounds
+
+
+class RuleTrainer:
+    """One training run for one dataset (see the module docstring for the stages)."""
+
+    def __init__(self, proposer: Proposer, train: SplitData, validation: SplitData, config: RuleTrainConfig):
+        self.proposer = proposer
+        self.train = train
+        self.validation = validation
+        self.config = config
+        self.mode = config.combine_mode if config.combine_with else None
+        self.scorer = MacroF1(validation.labels, validation.starts)
+        self.sample_values, self.sample_bounds = sample_bounds(train, config.sample_windows)
+        self.pool: dict[str, Evaluated] = {}
+        self.rejected: list[dict[str, Any]] = []
+        self.history: list[dict[str, Any]] = []
+        self._seen: set[str] = set()
+
+    # -- stages ---------------------------------------------------------------------------
+    def check(self, candidate: Candidate, checker: SandboxWorker) -> Candidate | None:
+        """The candidate (or its repair) once it passes the check; None if it never does."""
+        for attempt in range(self.config.max_repairs + 1):
+            try:
+                check_rule(candidate.source, self.sample_values, self.sample_bounds,
+                           name=candidate.name, checker=checker)
+                return candidate
+            except RuleRejected as err:
+                self.rejected.append({"name": candidate.name, "stage": "check", "kind": err.kind, "reason": err.reason})
+                log.info("rule %s rejected by the check: %s", candidate.name, err)
+                if attempt == self.config.max_repairs:
+                    return None
+                repaired = self.proposer.repair(candidate, str(err))
+                if repaired is None:
+                    return None
+                candidate = repaired
+        return None
+
+    def validate(self, candidate: Candidate, worker: SandboxWorker) -> Evaluated | None:
+        try:
+            flags = worker.run(candidate.source, self.validation.values, self.validation.bounds, name=candidate.name)
+        except RuleRejected as err:
+            self.rejected.append({"name": candidate.name, "stage": "validate", "kind": err.kind, "reason": err.reason})
+            return None
+        flags = flags.astype(bool)
+        per_series = self.scorer.per_series(combine(self.validation.base, flags, self.mode))
+        return Evaluated(candidate, float(per_series.mean()), flags, per_series)
+
+    def regression_report(self, child: Evaluated, parent: Evaluated, max_examples: int = 3) -> str:
+        """The validation windows where ``child`` did worse than ``parent``, as text."""
+        split = self.validation
+        lines = [f"Validation F1 fell from {parent.f1:.3f} ({parent.candidate.name}) to {child.f1:.3f}."]
+        worse = []
+        for (a, b), s in zip(split.bounds, split.window_series):
+            truth = split.labels[a:b]
+            c_flags = combine(None if split.base is None else split.base[a:b], child.flags[a:b], self.mode)
+            p_flags = combine(None if split.base is None else split.base[a:b], parent.flags[a:b], self.mode)
+            c_err = int(np.count_nonzero(c_flags != truth))
+            p_err = int(np.count_nonzero(p_flags != truth))
+            if c_err > p_err:
+                worse.append((c_err - p_err, a, b, s, truth, c_flags, p_flags))
+        worse.sort(key=lambda w: -w[0])
+        for extra, a, b, s, truth, c_flags, p_flags in worse[:max_examples]:
+            offset = split.starts[s]
+            lines.append(
+                f"- series {split.series[s].name}, points {a - offset}..{b - offset - 1}: {extra} more wrong points; "
+                f"true anomalies at {_ranges(np.flatnonzero(truth))}, parent flagged {_ranges(np.flatnonzero(p_flags))}, "
+                f"new rule flagged {_ranges(np.flatnonzero(c_flags))} (offsets within the window)"
+            )
+        return "\n".join(lines)
+
+    def evaluate(self, candidate: Candidate, checker: SandboxWorker, worker: SandboxWorker) -> Evaluated | None:
+        """Check, validate, and refine once after a regression; adds results to the pool."""
+        key = _normalised(candidate.source)
+        if key in self._seen:
+            return None
+        self._seen.add(key)
+        checked = self.check(candidate, checker)
+        if checked is None:
+            return None
+        result = self.validate(checked, worker)
+        if result is None:
+            return None
+        self.pool[checked.name] = result
+        parent = self.pool.get(checked.parent or "")
+        if parent is not None and result.f1 < parent.f1:
+            refined = self.proposer.refine(checked, self.regression_report(result, parent))
+            if refined is not None:
+                self.evaluate(refined, checker, worker)
+        return result
+
+    def select(self) -> tuple[list[Evaluated], float]:
+        """Greedy top-k on validation: add the rule whose OR raises the set's F1 most."""
+        ranked = sorted(self.pool.values(), key=lambda e: -e.f1)
+        if not ranked:
+            return [], 0.0
+        chosen = [ranked[0]]
+        union = ranked[0].flags.copy()
+        best = ranked[0].f1
+        while len(chosen) < self.config.top_k:
+            gains = []
+            for e in ranked:
+                if any(e is c for c in chosen):
+                    continue
+                f1 = self.scorer(combine(self.validation.base, union | e.flags, self.mode))
+                gains.append((f1, e))
+            if not gains:
+                break
+            f1, e = max(gains, key=lambda g: g[0])
+            if f1 <= best + self.config.min_improvement:
+                break
+            chosen.append(e)
+            union |= e.flags
+            best = f1
+        return chosen, best
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self) -> tuple[list[Evaluated], float]:
+        config = self.config
+        started = time.monotonic()
+        best, stale = -1.0, 0
+        with SandboxWorker(config.sandbox, fresh_process_per_call=True) as checker, SandboxWorker(config.sandbox) as worker:
+            for round_index in range(config.max_rounds):
+                if time.monotonic() - started > config.time_budget_s:
+                    log.info("time budget spent after %d rounds", round_index)
+                    break
+                seed = config.seed + round_index
+                candidates = self.proposer.propose(config.candidates_per_round, seed)
+                for parent in sorted(self.pool.values(), key=lambda e: -e.f1)[: config.mutate_top]:
+                    candidates += self.proposer.mutate(parent.candidate, seed)
+                evaluated = [e for e in (self.evaluate(c, checker, worker) for c in candidates) if e is not None]
+                round_best = max((e.f1 for e in self.pool.values()), default=0.0)
+                self.history.append({
+                    "round": round_index, "seed": seed, "candidates": len(candidates),
+                    "validated": len(evaluated), "best_validation_f1": round(round_best, 4),
+                    "seconds": round(time.monotonic() - started, 1),
+                })
+                log.info("round %d: %d candidates, %d validated, best validation F1 %.4f",
+                         round_index, len(candidates), len(evaluated), round_best)
+                if round_best > best + config.min_improvement:
+                    best, stale = round_best, 0
+                else:
+                    stale += 1
+                    if stale >= config.patience:
+                        break
+        return self.select()
+
+
+def _ranges(indices: np.ndarray) -> str:
+    if indices.size == 0:
+        return "nothing"
+    breaks = np.flatnonzero(np.diff(indices) > 1)
+    starts = np.concatenate([[indices[0]], indices[breaks + 1]])
+    ends = np.concatenate([indices[breaks], [indices[-1]]])
+    parts = [f"{a}" if a == b else f"{a}-{b}" for a, b in zip(starts, ends)]
+    return ", ".join(parts[:8]) + (" ..." if len(parts) > 8 else "")
+
+
+def train_rule_set(
+    proposer: Proposer, train: SplitData, validation: SplitData, config: RuleTrainConfig, dataset: str = ""
+) -> TrainResult:
+    """Run the loop and package the selected rules as a :class:`RuleSet`."""
+    trainer = RuleTrainer(proposer, train, validation, config)
+    chosen, set_f1 = trainer.run()
+    if not chosen:
+        reasons = sorted({r["kind"] for r in trainer.rejected})
+        raise RuntimeError(f"{dataset or 'rule training'}: no candidate passed the check and validation "
+                           f"(rejections: {', '.join(reasons) or 'none proposed'})")
+    rules = [
+        Rule(
+            name=e.candidate.name,
+            source=e.candidate.source,
+            meta={
+                "validation_f1": round(e.f1, 4),
+                "parent": e.candidate.parent,
+                "origin": e.candidate.origin,
+                "proposer": e.candidate.proposer,
+                "seed": e.candidate.seed,
+                "thresholds": e.candidate.thresholds,
+            },
+        )
+        for e in chosen
+    ]
+    combine_with = {"detector": config.combine_with, "mode": config.combine_mode} if config.combine_with else None
+    rule_set = RuleSet(rules, window_length=config.window_length, dataset=dataset, combine_with=combine_with)
+    return TrainResult(rule_set, set_f1, list(trainer.pool.values()), trainer.rejected, trainer.history)

@@ -1,0 +1,93 @@
+"""What rule code may do: the import allow-list, the vetted builtins, the static check.
+
+The static check (an AST walk, before any code runs) and the sandbox process (which
+enforces the same allow-list at run time, see :mod:`anomamind.rules.sandbox_worker`) are
+two independent layers; a rule must pass both.
+"""
+
+from __future__ import annotations
+
+import ast
+
+#: Modules (and their submodules) a rule may import.
+ALLOWED_MODULES: tuple[str, ...] = ("numpy", "scipy", "math", "anomamind.rules.features", "anomamind.tools")
+
+#: Builtins a rule may use: pure computation, no I/O, no reflection, no code execution.
+SAFE_BUILTIN_NAMES: tuple[str, ...] = (
+    "abs", "all", "any", "bool", "dict", "divmod", "enumerate", "filter", "float", "frozenset",
+    "int", "isinstance", "len", "list", "map", "max", "min", "pow", "range", "reversed",
+    "round", "set", "slice", "sorted", "str", "sum", "tuple", "zip", "True", "False", "None",
+    "ArithmeticError", "Exception", "FloatingPointError", "IndexError", "KeyError",
+    "ValueError", "ZeroDivisionError", "TypeError",
+)
+
+#: Attribute names a rule may not touch: file I/O, raw memory and interpreter escape hatches
+#: that numpy and scipy expose (``np.load``, ``arr.ctypes``, ``np.lib.npyio.os`` ...).
+FORBIDDEN_ATTRIBUTES: frozenset[str] = frozenset(
+    {
+        "load", "save", "savez", "savez_compressed", "fromfile", "tofile", "loadtxt", "savetxt",
+        "genfromtxt", "fromregex", "memmap", "DataSource", "npyio", "ctypes", "ctypeslib",
+        "f2py", "testing", "distutils", "os", "sys", "subprocess", "builtins", "importlib",
+        "socket", "shutil", "pathlib", "io", "pickle", "dump", "dumps", "open",
+    }
+)
+
+#: Names a rule may not use even though Python would resolve them.
+FORBIDDEN_NAMES: frozenset[str] = frozenset(
+    {
+        "open", "exec", "eval", "compile", "__import__", "getattr", "setattr", "delattr",
+        "globals", "locals", "vars", "input", "breakpoint", "help", "exit", "quit", "type",
+        "object", "memoryview", "super", "classmethod", "staticmethod", "property",
+    }
+)
+
+
+def module_allowed(name: str) -> bool:
+    """True for an allow-listed module or one of its submodules."""
+    return any(name == allowed or name.startswith(allowed + ".") for allowed in ALLOWED_MODULES)
+
+
+def static_problems(source: str) -> list[str]:
+    """Everything the static check finds wrong with ``source`` (empty list: it passes).
+
+    Checks: the code parses; imports come from the allow-list only (no relative imports);
+    no name or attribute starting with a double underscore; no forbidden builtin or
+    attribute (file I/O, reflection, code execution); no assignment to attributes (a rule
+    must not change shared modules); a top-level ``def detect`` exists.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as err:
+        return [f"syntax error at line {err.lineno}: {err.msg}"]
+    problems: list[str] = []
+    for node in ast.walk(tree):
+        line = getattr(node, "lineno", "?")
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if not module_allowed(alias.name):
+                    problems.append(f"line {line}: import of {alias.name!r} is not allowed")
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                problems.append(f"line {line}: relative imports are not allowed")
+            elif not module_allowed(node.module or "") and not all(
+                module_allowed(f"{node.module}.{alias.name}") for alias in node.names
+            ):
+                problems.append(f"line {line}: import from {node.module!r} is not allowed")
+            for alias in node.names:
+                if alias.name == "*" or alias.name.startswith("__") or alias.name in FORBIDDEN_ATTRIBUTES:
+                    problems.append(f"line {line}: importing {alias.name!r} is not allowed")
+        elif isinstance(node, ast.Attribute):
+            if node.attr.startswith("__") or node.attr in FORBIDDEN_ATTRIBUTES:
+                problems.append(f"line {line}: attribute {node.attr!r} is not allowed")
+            elif not isinstance(node.ctx, ast.Load):  # e.g. np.abs = ...: would leak into other rules
+                problems.append(f"line {line}: assigning or deleting attribute {node.attr!r} is not allowed")
+        elif isinstance(node, ast.Name):
+            if node.id.startswith("__") or node.id in FORBIDDEN_NAMES:
+                problems.append(f"line {line}: name {node.id!r} is not allowed")
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            problems.append(f"line {line}: global/nonlocal statements are not allowed")
+        elif isinstance(node, (ast.AsyncFunctionDef, ast.Await, ast.Yield, ast.YieldFrom)):
+            problems.append(f"line {line}: async code and generators are not allowed")
+    if not any(isinstance(n, ast.FunctionDef) and n.name == "detect" for n in tree.body):
+        problems.append("the rule defines no top-level function detect(values)")
+    return problems
