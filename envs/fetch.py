@@ -91,8 +91,9 @@ def download(
     try:
         response = requests.get(url, headers=headers, stream=True, timeout=timeout)
     except requests.exceptions.ConnectionError as err:
+        kept = f" The partial download {part} ({have} bytes) is kept for the next run." if have else ""
         raise FetchError(
-            f"cannot connect to {url} (offline, or the host is down): {_reason(err)}. "
+            f"cannot connect to {url} (offline, or the host is down): {_reason(err)}.{kept} "
             "On a machine without internet, download the archive elsewhere and unpack it with "
             "'anomamind data fetch ... --archive FILE'"
         ) from err

@@ -123,6 +123,10 @@ def test_interrupted_download_resumes_with_range(tmp_path, payload):
         kept = part.stat().st_size
         assert 0 < kept <= cut and not target.exists()
         assert part.read_bytes() == payload[:kept]
+    with pytest.raises(FetchError, match="is kept for the next run"):  # server gone: the part survives
+        download(server.url, target, log=lambda _: None)
+    assert part.stat().st_size == kept
+    with ArchiveServer(payload) as server:
         download(server.url, target, sha256=hashlib.sha256(payload).hexdigest(), log=lambda _: None)
         assert server.requests[-1]["range"] == f"bytes={kept}-"
     assert target.read_bytes() == payload and not part.exists()
