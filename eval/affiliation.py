@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from anomamind.eval.range_f1 import ranges_array
+from anomamind.eval.convert import run_bounds
 
 #: TSB-AD's epsilon in ``Affiliation-F = 2 P R / (P + R + eps)``.
 AFFILIATION_EPS = 1e-15
@@ -33,7 +33,7 @@ AFFILIATION_EPS = 1e-15
 
 def _events(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Half-open ``[start, stop)`` float arrays of the runs of True."""
-    starts, ends = ranges_array(flags)
+    starts, ends = run_bounds(flags)
     return starts.astype(np.float64), ends.astype(np.float64) + 1.0
 
 
@@ -137,12 +137,16 @@ def affiliation_precision_recall(labels: np.ndarray, pred: np.ndarray) -> tuple[
     sub_lo = np.where(same_zone_prev, (np.roll(p_stop, 1) + p_start) / 2, lo)
     sub_hi = np.where(same_zone_next, (p_stop + np.roll(p_start, -1)) / 2, hi)
     j_lo, j_hi = np.maximum(a, sub_lo), np.minimum(b, sub_hi)
-    has_part = j_hi > j_lo
-    left = _recall_part(j_lo, np.minimum(j_hi, p_start), p_start, lo, hi)
-    right = _recall_part(np.maximum(j_lo, p_stop), j_hi, p_stop, lo, hi)
-    covered = np.maximum(np.minimum(j_hi, p_stop) - np.maximum(j_lo, p_start), 0.0)
-    per_piece = np.where(has_part, left + covered + right, 0.0)
-    zone_recall = np.bincount(zone, weights=per_piece, minlength=n_zones) / (gt_stop - gt_start)
+    part = np.flatnonzero(j_hi > j_lo)  # only pieces whose sub-zone meets the true event
+    j_lo, j_hi, lo, hi = j_lo[part], j_hi[part], lo[part], hi[part]
+    u, v = p_start[part], p_stop[part]
+    left = _recall_part(j_lo, np.minimum(j_hi, u), u, lo, hi)
+    right = _recall_part(np.maximum(j_lo, v), j_hi, v, lo, hi)
+    covered = np.maximum(np.minimum(j_hi, v) - np.maximum(j_lo, u), 0.0)
+    per_piece = left + covered + right
+    zone_recall = np.bincount(zone[part], weights=per_piece, minlength=n_zones) / (
+        gt_stop - gt_start
+    )
     recall = float(np.mean(zone_recall))
     return precision, recall
 

@@ -73,20 +73,22 @@ def intervals_to_scores(intervals: Iterable[IntervalLike], n: int) -> np.ndarray
     return out
 
 
+def run_bounds(pred: np.ndarray | Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Inclusive ``(starts, ends)`` int64 arrays of the runs of nonzero values (vectorised)."""
+    flags = np.asarray(pred).reshape(-1) != 0
+    padded = np.concatenate(([False], flags, [False])).astype(np.int8)
+    edges = np.diff(padded)
+    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
+
+
 def binary_to_ranges(pred: np.ndarray | Sequence[int]) -> list[tuple[int, int]]:
     """Inclusive ``(start, end)`` pairs of the runs of nonzero values in a 1-D array.
 
     Unlike TSB-AD's range finder, a run touching index 0 or the last index is kept whole
     (an all-ones array is one range).
     """
-    flags = np.asarray(pred).reshape(-1) != 0
-    if flags.size == 0:
-        return []
-    padded = np.concatenate(([False], flags, [False])).astype(np.int8)
-    edges = np.diff(padded)
-    starts = np.flatnonzero(edges == 1)
-    ends = np.flatnonzero(edges == -1) - 1
-    return [(int(s), int(e)) for s, e in zip(starts, ends)]
+    starts, ends = run_bounds(pred)
+    return list(zip(starts.tolist(), ends.tolist()))
 
 
 def ranges_to_intervals(

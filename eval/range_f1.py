@@ -16,21 +16,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from anomamind.eval.convert import binary_to_ranges
+from anomamind.eval.convert import run_bounds
 
 #: TSB-AD's Event-based-F1 epsilon in ``2 R P / (R + P + eps)``.
 EVENT_EPS = 1e-15
 #: Existence weight of the range recall (Tatbul et al.); precision uses 0.
 RANGE_RECALL_ALPHA = 0.2
-
-
-def ranges_array(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Inclusive ``(starts, ends)`` arrays of the runs of True in ``flags``."""
-    pairs = binary_to_ranges(flags)
-    if not pairs:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    arr = np.asarray(pairs, dtype=np.int64)
-    return arr[:, 0], arr[:, 1]
 
 
 def transition_ranges(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -41,7 +32,7 @@ def transition_ranges(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     if flags.size == 0 or flags.all():
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    return ranges_array(flags)
+    return run_bounds(flags)
 
 
 def segment_max(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -86,7 +77,7 @@ def pa_f1(labels: np.ndarray, pred: np.ndarray) -> float:
 def pa_f1_grid(labels: np.ndarray, score: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     """PA-F1 of ``score > t`` for each threshold ``t``."""
     actual = labels > 0.1
-    starts, ends = ranges_array(actual)
+    starts, ends = run_bounds(actual)
     hit = segment_max(score, starts, ends)[:, None] > thresholds[None, :]
     filled = (ends - _pa_fill_starts(starts) + 1).astype(np.float64)
     tp = filled @ hit
@@ -105,7 +96,7 @@ def tsbad_events(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     A one-point anomaly at the last index becomes an empty event that can never be hit.
     """
-    starts, ends = ranges_array(labels == 1)
+    starts, ends = run_bounds(labels == 1)
     if ends.size and ends[-1] == labels.size - 1:
         ends = ends.copy()
         ends[-1] -= 1
