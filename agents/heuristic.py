@@ -375,11 +375,12 @@ def fuse_evidence(evidence: Evidence, thresholds: dict[str, float]) -> list[_Fin
     return findings
 
 
-def _finding_type(f: _Finding, task: WindowTask) -> str:
-    if f.end == f.start:
-        return "point-global" if f.feature == "global" or "global" in f.supports else "point-contextual"
-    if f.feature == "raw":
-        return "other"
+def _finding_type(f: _Finding) -> str:
+    """Short findings backed by the spike or global feature are point anomalies (global
+    when the value is extreme for the whole series); longer ones take the type of their
+    strongest feature."""
+    if f.end - f.start < 3 and ({"spike", "global"} & set(f.supports) or f.end == f.start):
+        return "point-global" if "global" in f.supports else "point-contextual"
     return FEATURE_TYPES.get(f.feature, "other")
 
 
@@ -419,7 +420,7 @@ class HeuristicDetector:
                 + (f"; also {', '.join(s for s in f.supports if s != f.feature)}" if len(f.supports) > 1 else "")
             )
             intervals.append(
-                Interval(f.start, f.end, _finding_type(f, task), explanation, _confidence(f.strength, plan.thresholds))
+                Interval(f.start, f.end, _finding_type(f), explanation, _confidence(f.strength, plan.thresholds))
             )
         if intervals:
             think = (

@@ -196,8 +196,9 @@ def spectral_residual_saliency(values: np.ndarray, average: int = 3) -> np.ndarr
     if x.size < 4 or np.ptp(x) == 0:
         return np.zeros_like(x)
     spectrum = np.fft.fft(x - x.mean())
-    amplitude = np.abs(spectrum) + 1e-12
-    log_amp = np.log(amplitude)
+    amplitude = np.abs(spectrum)
+    amplitude[0] = amplitude[1:].mean()  # the removed mean must not dominate the map
+    log_amp = np.log(amplitude + 1e-12 * amplitude.max() + 1e-300)
     residual = log_amp - ndimage.uniform_filter1d(log_amp, average, mode="nearest")
     saliency = np.abs(np.fft.ifft(np.exp(residual + 1j * np.angle(spectrum))))
     return saliency / (saliency.mean() + 1e-12)
