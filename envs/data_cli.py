@@ -10,7 +10,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``data`` command and its ``fetch``, ``info`` and ``synth`` subcommands."""
     data = subparsers.add_parser("data", help="fetch, inspect or generate data sets")
     sub = data.add_subparsers(dest="data_command", metavar="ACTION")
-    data.set_defaults(func=lambda args: (data.print_help(), 2)[1])
+    data.set_defaults(func=lambda args: _usage(data))
 
     fetch = sub.add_parser("fetch", help="download, verify and unpack a public archive (resumable)")
     fetch.add_argument("source", help="name of a source in configs/data.yaml, e.g. tsb-ad-u")
@@ -36,6 +36,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--length", type=int, default=5000)
     synth.set_defaults(func=_synth)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
 
 
 def _fetch(args: argparse.Namespace) -> int:
