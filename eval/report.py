@@ -1,0 +1,174 @@
+"""Benchmark reports: the paper-style Markdown table and sample plots.
+
+``render_table`` lays the summary out like Table 2 of the AnomaMind paper (per dataset:
+Precision, Recall, F1, Best-F1, Average) with VUS-PR and Affiliation-F added, and states the
+split, the windows and the threshold rules above it. ``plot_samples`` draws a few series
+per detector: values, true anomalies shaded, the detector's flagged points, and its scores.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+#: Columns shown per dataset, in the paper's order plus the TSB-AD ones.
+TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("precision", "P"),
+    ("recall", "R"),
+    ("f1", "F1"),
+    ("best_f1", "Best-F1"),
+    ("average", "Avg"),
+    ("vus_pr", "VUS-PR"),
+    ("affiliation_f", "Aff-F"),
+)
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{float(value):.3f}"
+
+
+def _windows_by_detector(per_series: pd.DataFrame) -> dict[str, str]:
+    """What each detector looked at: its ``info["windows"]`` when it reports one."""
+    out: dict[str, str] = {}
+    for detector, group in per_series.groupby("detector", sort=False):
+        seen = set()
+        for text in group.get("info", pd.Series(dtype=object)).dropna():
+            try:
+                windows = json.loads(text).get("windows")
+            except (TypeError, ValueError, AttributeError):
+                continue
+            if windows:
+                seen.add(str(windows))
+        out[str(detector)] = "; ".join(sorted(seen)) or "whole series (no windowing)"
+    return out
+
+
+def render_table(
+    summary: pd.DataFrame,
+    per_series: pd.DataFrame,
+    detectors: Sequence[str],
+    *,
+    data_label: str = "",
+    load_failures: Sequence[tuple[str, str]] = (),
+) -> str:
+    """The Markdown report: a header stating the rules, the table, counts and failures."""
+    datasets = [d for d in summary["dataset"].drop_duplicates() if d != "ALL"]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"- Data / split: {data_label or 'as given'}; {per_series['series'].nunique()} series in "
+        f"{len(datasets)} dataset(s). Metrics are macro averages over series; every series counts, "
+        "including those where the detector failed (scored as predicting nothing).",
+        "- F1 (and P, R): point-wise, no point adjustment, from the detector's own decision "
+        "(baselines: min-max-normalised score > mu + 3 sigma; agents: their intervals).",
+        "- Best-F1: cross-fitted per dataset: series split into 2 folds by name, each fold's "
+        "threshold chosen on the other fold (never on the evaluated series' labels).",
+        "- Avg: mean of P, R, F1 and Best-F1 (the paper's Average).",
+        "- VUS-PR: threshold-free, TSB-AD definition, sliding window = the series' dominant "
+        "period (TSB-AD find_length_rank). Aff-F: Affiliation-F of the detector's own decision.",
+        "- Windows: "
+        + "; ".join(f"{name}: {what}" for name, what in _windows_by_detector(per_series).items()),
+        "",
+    ]
+    header = ["Method"] + [f"{ds} {label}" if j == 0 else label for ds in datasets for j, (_, label) in enumerate(TABLE_COLUMNS)]
+    if "ALL" in set(summary["dataset"]):
+        header += ["ALL F1", "ALL Avg"]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+    indexed = summary.set_index(["detector", "dataset"])
+    for detector in detectors:
+        cells = [detector]
+        for ds in datasets:
+            row = indexed.loc[(detector, ds)] if (detector, ds) in indexed.index else None
+            cells += [_fmt(row[col] if row is not None else None) for col, _ in TABLE_COLUMNS]
+        if "ALL" in set(summary["dataset"]):
+            row = indexed.loc[(detector, "ALL")]
+            cells += [_fmt(row["f1"]), _fmt(row["average"])]
+        lines.append("| " + " | ".join(cells) + " |")
+
+    lines += ["", "## Series and failures", "", "| Method | " + " | ".join(datasets) + " |", "|" + "---|" * (len(datasets) + 1)]
+    for detector in detectors:
+        cells = [detector]
+        for ds in datasets:
+            if (detector, ds) in indexed.index:
+                row = indexed.loc[(detector, ds)]
+                cells.append(f"{int(row['n_series'])} series, {int(row['n_failed'])} failed")
+            else:
+                cells.append("-")
+        lines.append("| " + " | ".join(cells) + " |")
+    failed = per_series[per_series["status"] != "ok"]
+    if len(failed):
+        lines += ["", f"Failed pairs ({len(failed)}):", ""]
+        for _, row in failed.head(50).iterrows():
+            lines.append(f"- {row['detector']} on {row['dataset']}/{row['series']}: {row['error']}")
+        if len(failed) > 50:
+            lines.append(f"- ... and {len(failed) - 50} more (see per_series.csv)")
+    if load_failures:
+        lines += ["", f"Files that could not be loaded ({len(load_failures)}):", ""]
+        lines += [f"- {message}" for _, message in load_failures]
+    return "\n".join(lines) + "\n"
+
+
+def sample_tasks(tasks: Sequence[Any], k: int) -> list[Any]:
+    """Up to ``k`` distinct series, taken in turn from each dataset (sorted by name)."""
+    by_dataset: dict[str, dict[str, Any]] = {}
+    for task in tasks:
+        by_dataset.setdefault(task.series.dataset, {}).setdefault(task.series.name, task.series)
+    queues = [sorted(d.values(), key=lambda s: s.name) for _, d in sorted(by_dataset.items())]
+    picked: list[Any] = []
+    while len(picked) < k and any(queues):
+        for queue in queues:
+            if queue and len(picked) < k:
+                picked.append(queue.pop(0))
+    return picked
+
+
+def plot_series(values: np.ndarray, labels: np.ndarray, pred: np.ndarray, scores: np.ndarray, title: str, path: Path) -> None:
+    """One PNG: values with true anomalies shaded and flagged points marked; scores below."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = np.arange(values.size)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 4.5), sharex=True, height_ratios=[3, 1])
+    top.plot(x, values, lw=0.6, color="tab:blue", label="value")
+    lo, hi = float(values.min()), float(values.max())
+    top.fill_between(x, lo, hi, where=labels > 0, step="mid", color="tab:orange", alpha=0.3, label="true anomaly")
+    flagged = np.flatnonzero(pred)
+    top.scatter(flagged, values[flagged], s=6, color="tab:red", zorder=3, label="flagged")
+    top.set_title(title, fontsize=9)
+    top.legend(loc="upper right", fontsize=7)
+    bottom.plot(x, scores, lw=0.6, color="tab:gray")
+    bottom.set_ylabel("score", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_samples(
+    tasks: Sequence[Any],
+    plot_dir: Path,
+    k: int,
+    load_arrays: Callable[[Path, int], tuple[np.ndarray, np.ndarray]],
+) -> list[Path]:
+    """Plot the same ``k`` sample series for every detector; returns the written paths."""
+    chosen = {id(s) for s in sample_tasks(tasks, k)}
+    written = []
+    for task in tasks:
+        if id(task.series) not in chosen:
+            continue
+        s = task.series
+        pred, scores = load_arrays(task.cache_stem, len(s))
+        path = plot_dir / task.cache_stem.parent.name / f"{task.cache_stem.name.rsplit('__', 1)[0]}.png"
+        plot_series(s.values, s.labels, pred, scores, f"{task.detector} on {s.dataset}/{s.name}", path)
+        written.append(path)
+    return written
