@@ -1,0 +1,74 @@
+"""``anomamind rules train`` and ``anomamind rules show``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("rules", help="learn explainable detection rules (Argos-style) and inspect them")
+    sub = parser.add_subparsers(dest="rules_command", metavar="ACTION")
+
+    train = sub.add_parser("train", help="train one rule set per dataset (propose, check, validate, mutate, select)")
+    train.add_argument("--data", required=True, help="folder of TSB-AD-U CSV files (one subfolder per dataset)")
+    train.add_argument("--datasets", nargs="+", required=True, help="dataset names, e.g. YAHOO IOPS")
+    train.add_argument("--out", required=True, help="output folder; rule sets go to OUT/<DATASET>/")
+    train.add_argument("--config", default=None, help="YAML config (default: configs/rules/offline.yaml)")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config field, e.g. --set max_rounds=3 (repeatable)")
+    train.add_argument("--proposer", choices=("offline", "llm"), default=None, help="override config.proposer")
+    train.add_argument("--combine-with", default=None, metavar="DETECTOR",
+                       help="train rules to combine with this benchmark-runner detector (e.g. sr)")
+    train.add_argument("--mode", choices=("and", "or"), default=None,
+                       help="combination: 'and' removes the detector's false positives, 'or' adds missed anomalies")
+    train.add_argument("--force", action="store_true", help="retrain datasets whose rule set already exists")
+    train.set_defaults(func=_train)
+
+    show = sub.add_parser("show", help="print a rule set: provenance, scores and each rule's code")
+    show.add_argument("path", help="rule set folder or rule .py file")
+    show.set_defaults(func=_show)
+    parser.set_defaults(func=lambda args: parser.print_help() or 2)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from anomamind.config import load_config
+    from anomamind.paths import CONFIG_DIR
+    from anomamind.rules.loop import RuleTrainConfig
+    from anomamind.rules.train import train_datasets
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    overrides = list(args.overrides)
+    if args.proposer:
+        overrides.append(f"proposer={args.proposer}")
+    if args.combine_with:
+        overrides.append(f"combine_with={args.combine_with}")
+    if args.mode:
+        overrides.append(f"combine_mode={args.mode}")
+    config = load_config(RuleTrainConfig, args.config or CONFIG_DIR / "rules" / "offline.yaml", overrides)
+    summaries, failures = train_datasets(args.data, args.datasets, args.out, config, force=args.force)
+    for summary in summaries:
+        print(json.dumps(summary))
+    for dataset, message in failures:
+        print(f"FAILED {dataset}: {message}")
+    return 1 if failures else 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from anomamind.rules.rule import load_rule_set
+
+    rule_set = load_rule_set(args.path)
+    print(f"rule set {args.path}  dataset={rule_set.dataset or '?'}  window={rule_set.window_length}  "
+          f"rules={len(rule_set.rules)} (OR-ed)")
+    if rule_set.combine_with:
+        print(f"combined with detector {rule_set.combine_with['detector']!r} by {rule_set.combine_with['mode'].upper()}")
+    training = rule_set.info.get("training", {})
+    if training:
+        print(f"validation F1 of the set: {training.get('validation_f1_of_set')}")
+    if rule_set.info.get("test"):
+        print(f"test (held-out series): {json.dumps(rule_set.info['test'])}")
+    for rule in rule_set.rules:
+        print(f"\n# ---- {rule.name}  {json.dumps(rule.meta)}")
+        print(rule.source.rstrip())
+    return 0

@@ -1,0 +1,179 @@
+"""The LLM proposer: rules written (and repaired, refined, mutated) by a chat model.
+
+Prompts are files in ``agents/prompts/rule_*.md`` (``$name`` placeholders, filled with
+:class:`string.Template`). Each call is one chat request through any
+:class:`~anomamind.agents.backends.base.ChatBackend`; the rule is the answer's
+```python block. The proposer never runs code itself: the training loop checks every
+answer in the sandbox and feeds errors and regressions back through :meth:`repair` and
+:meth:`refine`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+from string import Template
+
+import numpy as np
+
+from anomamind.agents.backends.base import BackendError, ChatBackend
+from anomamind.paths import PROMPT_DIR
+from anomamind.rules import features
+from anomamind.rules.data import SplitData
+from anomamind.rules.loop import LLMOptions
+from anomamind.rules.proposer import Candidate
+
+log = logging.getLogger(__name__)
+
+_CODE_BLOCK = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.S)
+MUTATIONS = (
+    "remove the condition that matters least",
+    "change the most important threshold (make it stricter or looser, your judgement)",
+    "rewrite the rule freely with a different idea of what makes these points anomalous",
+)
+OBJECTIVES = {
+    None: "The rule is scored by point-wise F1 against the true labels on other series.",
+    "and": ("The rule's flags are AND-ed with an existing detector's: a point counts as anomalous only if "
+            "both flag it. Write a rule that confirms true anomalies and rejects the detector's false alarms."),
+    "or": ("The rule's flags are OR-ed with an existing detector's. Write a rule that finds anomalies such a "
+           "detector misses, with few false alarms."),
+}
+
+
+def load_prompt(name: str) -> Template:
+    """The prompt template ``agents/prompts/<name>.md``; a clear error if it is missing."""
+    path = PROMPT_DIR / f"{name}.md"
+    if not path.is_file():
+        raise FileNotFoundError(f"rule prompt {path} is missing")
+    return Template(path.read_text())
+
+
+def extract_code(text: str) -> str:
+    """The rule code in a model answer: its first ```python block, else the whole text."""
+    match = _CODE_BLOCK.search(text)
+    return (match.group(1) if match else text).strip() + "\n"
+
+
+def feature_api() -> str:
+    """One line per public function of the feature library, for the system prompt."""
+    lines = []
+    for name, fn in inspect.getmembers(features, inspect.isfunction):
+        if name.startswith("_") or fn.__module__ != features.__name__:
+            continue
+        doc = (inspect.getdoc(fn) or "").splitlines()[0]
+        lines.append(f"  - `F.{name}{inspect.signature(fn)}`: {doc}")
+    return "\n".join(lines)
+
+
+def _ranges(flags: np.ndarray) -> list[tuple[int, int]]:
+    idx = np.flatnonzero(flags)
+    if idx.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(idx) > 1)
+    return list(zip(np.r_[idx[0], idx[breaks + 1]], np.r_[idx[breaks], idx[-1]]))
+
+
+class LLMProposer:
+    """Rules from a chat model, prompted with training windows and the feature library."""
+
+    name = "llm"
+
+    def __init__(
+        self,
+        backend: ChatBackend,
+        train: SplitData,
+        options: LLMOptions | None = None,
+        *,
+        combine_mode: str | None = None,
+        name_prefix: str = "rule",
+        dataset: str = "",
+    ):
+        self.backend = backend
+        self.train = train
+        self.options = options or LLMOptions()
+        self.combine_mode = combine_mode
+        self.name_prefix = name_prefix
+        self.dataset = dataset or name_prefix
+        self._counter = 0
+        window_length = max((b - a for a, b in train.bounds), default=0)
+        self.system = load_prompt("rule_system").substitute(window_length=window_length, feature_api=feature_api())
+
+    # -- prompting ------------------------------------------------------------------------
+    def _ask(self, prompt: str, seed: int) -> str | None:
+        messages = [{"role": "system", "content": self.system}, {"role": "user", "content": prompt}]
+        try:
+            response = self.backend.chat(messages, temperature=self.options.temperature,
+                                         max_tokens=self.options.max_tokens, seed=seed)
+        except BackendError as err:
+            log.warning("rule proposer: chat request failed: %s", err)
+            return None
+        return extract_code(response.text)
+
+    def _candidate(self, source: str, origin: str, seed: int, parent: str | None = None) -> Candidate:
+        self._counter += 1
+        return Candidate(name=f"{self.name_prefix}-llm-{self._counter:03d}", source=source, proposer=self.name,
+                         parent=parent, origin=origin, seed=seed)
+
+    def examples(self, seed: int) -> str:
+        """A few anomalous training windows as "index: value" lines around each anomaly."""
+        split = self.train
+        anomalous = [(a, b) for a, b in split.bounds if split.labels[a:b].any()]
+        if not anomalous:
+            return "(no anomalous training windows)"
+        rng = np.random.default_rng(seed)
+        count = min(self.options.example_windows, len(anomalous))
+        picks = sorted(rng.choice(len(anomalous), size=count, replace=False))
+        blocks = []
+        for k, pick in enumerate(picks, start=1):
+            a, b = anomalous[pick]
+            values, labels = split.values[a:b], split.labels[a:b]
+            median = float(np.median(values))
+            spread = float(np.median(np.abs(values - median)))
+            lines = [f"Example {k}: window of {b - a} points, median {median:.4g}, median absolute deviation {spread:.4g}"]
+            for start, end in _ranges(labels)[:3]:
+                lo, hi = max(0, start - 10), min(b - a, end + 11)
+                if hi - lo > 60:  # long anomaly: its start and end with context
+                    shown = list(range(lo, start + 20)) + list(range(end - 19, hi))
+                else:
+                    shown = list(range(lo, hi))
+                lines.append("  " + ", ".join(f"{i}:{values[i]:.4g}{'*' if labels[i] else ''}" for i in shown))
+            blocks.append("\n".join(lines))
+        return "\n\n".join(blocks)
+
+    # -- the Proposer protocol ------------------------------------------------------------
+    def propose(self, n: int, seed: int) -> list[Candidate]:
+        labels = self.train.labels
+        lengths = [e - s + 1 for s, e in _ranges(labels)]
+        template = load_prompt("rule_propose")
+        out = []
+        for i in range(n):
+            prompt = template.substitute(
+                dataset=self.dataset,
+                examples=self.examples(seed * 1000 + i),
+                anomaly_share=f"{labels.mean():.2%}",
+                typical_length=int(np.median(lengths)) if lengths else 0,
+                objective=OBJECTIVES[self.combine_mode],
+            )
+            source = self._ask(prompt, seed * 1000 + i)
+            if source is not None:
+                out.append(self._candidate(source, "proposed", seed))
+        return out
+
+    def repair(self, candidate: Candidate, error: str) -> Candidate | None:
+        prompt = load_prompt("rule_repair").substitute(source=candidate.source.rstrip(), error=error)
+        source = self._ask(prompt, candidate.seed or 0)
+        return None if source is None else self._candidate(source, "repaired", candidate.seed or 0, candidate.parent)
+
+    def refine(self, candidate: Candidate, regression: str) -> Candidate | None:
+        prompt = load_prompt("rule_refine").substitute(source=candidate.source.rstrip(), regression=regression)
+        source = self._ask(prompt, candidate.seed or 0)
+        return None if source is None else self._candidate(source, "refined", candidate.seed or 0, candidate.name)
+
+    def mutate(self, candidate: Candidate, seed: int) -> list[Candidate]:
+        operation = MUTATIONS[seed % len(MUTATIONS)]
+        prompt = load_prompt("rule_mutate").substitute(
+            dataset=self.dataset, source=candidate.source.rstrip(), operation=operation,
+        )
+        source = self._ask(prompt, seed)
+        return [] if source is None else [self._candidate(source, "mutated", seed, candidate.name)]

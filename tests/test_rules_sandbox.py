@@ -1,0 +1,129 @@
+"""The rule sandbox stops hostile or broken rules and says why (both layers: the static
+check, and the sandbox process when the static check is bypassed)."""
+
+import numpy as np
+import pytest
+
+from anomamind.rules.policy import static_problems
+from anomamind.rules.sandbox import RuleRejected, SandboxLimits, SandboxWorker, check_rule
+
+VALUES = np.sin(np.arange(400) / 7.0)
+VALUES[[50, 300]] += 6.0  # two spikes the good rule must find
+BOUNDS = [(0, 200), (200, 400)]
+LIMITS = SandboxLimits(time_limit_s=0.5, memory_limit_mb=256, seconds_per_million_points=0.0)
+
+GOOD = """
+import numpy as np
+from anomamind.rules import features as F
+
+def detect(values):
+    # far from the window's median
+    return (np.abs(F.robust_zscore(values)) > 3.0).astype(np.int8)
+"""
+
+HOSTILE = {
+    "loops_forever": "def detect(values):\n    while True:\n        pass\n",
+    "allocates_too_much": "import numpy as np\ndef detect(values):\n    big = np.ones(1 << 28)\n    return big[: values.size]\n",
+    "opens_a_file": "def detect(values):\n    open('/etc/hostname').read()\n    return values > 0\n",
+    "opens_a_socket": "import socket\ndef detect(values):\n    socket.create_connection(('127.0.0.1', 80))\n    return values > 0\n",
+    "imports_os": "import os\ndef detect(values):\n    os.listdir('/')\n    return values > 0\n",
+}
+
+
+@pytest.fixture(scope="module")
+def fresh():
+    """A fork-mode worker: every call runs in a fresh child of one preloaded sandbox."""
+    with SandboxWorker(LIMITS, fresh_process_per_call=True) as worker:
+        yield worker
+
+
+@pytest.fixture(scope="module")
+def persistent():
+    with SandboxWorker(LIMITS) as worker:
+        yield worker
+
+
+def test_good_rule_runs_and_matches_numpy(fresh, persistent):
+    from anomamind.rules import features as F
+
+    expected = np.concatenate([np.abs(F.robust_zscore(VALUES[a:b])) > 3.0 for a, b in BOUNDS]).astype(np.int8)
+    assert list(np.flatnonzero(expected)) == [50, 300]
+    assert np.array_equal(check_rule(GOOD, VALUES, BOUNDS, checker=fresh), expected)
+    assert np.array_equal(persistent.run(GOOD, VALUES, BOUNDS), expected)
+
+
+@pytest.mark.parametrize("case", ["opens_a_file", "opens_a_socket", "imports_os"])
+def test_static_check_rejects_io_and_forbidden_imports(case, fresh):
+    with pytest.raises(RuleRejected) as info:
+        check_rule(HOSTILE[case], VALUES, BOUNDS, checker=fresh)
+    assert info.value.kind == "static"
+    assert ("open" in info.value.reason) or ("socket" in info.value.reason) or ("'os'" in info.value.reason)
+
+
+def test_rule_that_loops_forever_is_stopped(fresh):
+    with pytest.raises(RuleRejected) as info:
+        check_rule(HOSTILE["loops_forever"], VALUES, BOUNDS, checker=fresh)
+    assert info.value.kind == "timeout"
+
+
+def test_rule_that_allocates_too_much_is_stopped(fresh):
+    with pytest.raises(RuleRejected) as info:
+        check_rule(HOSTILE["allocates_too_much"], VALUES, BOUNDS, checker=fresh)
+    assert info.value.kind == "memory"
+
+
+def test_sandbox_blocks_files_sockets_and_os_even_without_the_static_check(persistent):
+    """Run hostile code straight in the worker: the runtime layer alone must stop it."""
+    with pytest.raises(RuleRejected, match="NameError: name 'open' is not defined"):
+        persistent.run(HOSTILE["opens_a_file"], VALUES, BOUNDS)
+    with pytest.raises(RuleRejected, match="import of 'socket' is not allowed") as info:
+        persistent.run(HOSTILE["opens_a_socket"], VALUES, BOUNDS)
+    assert info.value.kind == "import"
+    with pytest.raises(RuleRejected, match="import of 'os' is not allowed"):
+        persistent.run(HOSTILE["imports_os"], VALUES, BOUNDS)
+    # numpy's own file reader reaches open(); the descriptor limit still refuses the file
+    np_load = "import numpy as np\ndef detect(values):\n    np.load('/etc/hostname')\n"
+    with pytest.raises(RuleRejected, match="Too many open files"):
+        persistent.run(np_load, VALUES, BOUNDS)
+    # and the worker still works for the next rule
+    assert persistent.run(GOOD, VALUES, BOUNDS).shape == VALUES.shape
+
+
+def test_worker_recovers_after_a_hang(persistent):
+    with pytest.raises(RuleRejected) as info:
+        persistent.run(HOSTILE["loops_forever"], VALUES, BOUNDS)
+    assert info.value.kind == "timeout"
+    assert list(np.flatnonzero(persistent.run(GOOD, VALUES, BOUNDS))) == [50, 300]
+
+
+@pytest.mark.parametrize(
+    "source, kind, words",
+    [
+        ("import numpy as np\ndef detect(values):\n    return np.zeros(3)\n", "shape", "shape (3,)"),
+        ("import numpy as np\ndef detect(values):\n    return values * 0.5\n", "dtype", "other than 0 and 1"),
+        ("def detect(values):\n    return 1 / 0\n", "raised", "ZeroDivisionError"),
+        ("def detect(values):\n    return values.astype(str)\n", "dtype", "dtype <U"),
+    ],
+)
+def test_wrong_outputs_and_errors_are_reported(fresh, source, kind, words):
+    with pytest.raises(RuleRejected) as info:
+        check_rule(source, VALUES, BOUNDS, checker=fresh)
+    assert info.value.kind == kind
+    assert words in info.value.reason
+
+
+def test_static_check_finds_escape_hatches():
+    source = (
+        "import numpy as np\n"
+        "def detect(values):\n"
+        "    values.__class__\n"
+        "    np.abs = None\n"
+        "    getattr(np, 'load')\n"
+        "    np.lib.npyio\n"
+        "    return values > 0\n"
+    )
+    problems = " ".join(static_problems(source))
+    for expected in ("'__class__'", "assigning or deleting attribute 'abs'", "'getattr'", "'npyio'"):
+        assert expected in problems
+    assert static_problems("def detect(values) return 1") == ["syntax error at line 1: expected ':'"]
+    assert "no top-level function detect" in static_problems("x = 1\n")[0]
