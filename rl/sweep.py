@@ -110,8 +110,10 @@ def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> Swe
 def _load_series(settings: dict[str, Any]):
     from anomamind.envs.datasets import resolve_data
 
+    if not settings.get("data"):
+        raise ConfigError("the sweep names no data: give base.data in the file or --data on the command line")
     loaded = resolve_data(
-        str(settings.get("data", "synthetic")),
+        str(settings["data"]),
         datasets=settings.get("datasets"),
         limit=settings.get("limit"),
         seed=int(settings.get("seed", 0)),
