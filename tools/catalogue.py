@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from anomamind.tools import features_global as global_
 from anomamind.tools import features_local as local
 from anomamind.tools import features_statistical as statistical
+from anomamind.tools import knowledge, localization
 
 #: (tool function, group) for every built-in tool.
 BUILTIN_TOOLS: list[tuple[Callable[..., dict[str, Any]], str]] = [
@@ -19,4 +21,13 @@ BUILTIN_TOOLS: list[tuple[Callable[..., dict[str, Any]], str]] = [
     (local.level_shifts, "local_structural"),
     (local.variance_changes, "local_structural"),
     (local.flat_segments, "local_structural"),
+    (global_.period_estimate, "global_structural"),
+    (global_.seasonal_residual_zscore, "global_structural"),
+    (global_.phase_deviation, "global_structural"),
+    (global_.trend_break, "global_structural"),
+    (global_.spectral_residual, "global_structural"),
+    (localization.locate_candidates, "localization"),
+    (knowledge.get_domain_knowledge, "knowledge_memory"),
+    (knowledge.get_anomaly_type_definition, "knowledge_memory"),
+    (knowledge.get_tool_semantics, "knowledge_memory"),
 ]

@@ -206,10 +206,16 @@ class SeriesFeatures:
         return np.sort(self.reference)
 
     def diff_location_scale(self, order: int = 1) -> tuple[float, float]:
+        """Median and tail scale of the reference's differences.
+
+        The tail scale (see :func:`tail_scale`) equals the robust std for Gaussian steps
+        but grows for quantised or bursty KPIs whose steps are mostly 0, where a MAD-based
+        z-score would call every ordinary step an outlier.
+        """
         key = ("diff", order)
         if key not in self._period_cache:
             d = np.diff(self.reference, n=order)
-            self._period_cache[key] = robust_location_scale(d) if d.size else (0.0, 1.0)
+            self._period_cache[key] = (robust_location_scale(d)[0], tail_scale(d)) if d.size else (0.0, 1.0)
         return self._period_cache[key]
 
     def diff_mean_std(self, order: int = 1) -> tuple[float, float]:

@@ -103,7 +103,9 @@ def global_diff_zscore(
     robust: bool = True,
 ) -> dict[str, Any]:
     """Z-score of each point's first (order=1) or second (order=2) difference against the
-    differences of the whole reference context; flags |z| > threshold.
+    differences of the whole reference context; flags |z| > threshold. (Robust scale:
+    the MAD-based std, raised for heavy-tailed steps so that about 1% of reference steps
+    exceed 2.58.)
 
     A large |z| is an abrupt jump or drop relative to how the series usually moves: the
     edges of spikes, level shifts and sudden accelerations. Second differences highlight
@@ -163,6 +165,13 @@ def _local_residual_scale(ctx: ToolContext, half_width: int) -> float:
     )
 
 
+def spike_score(ctx: ToolContext, start: int, end: int, half_width: int = 5) -> np.ndarray:
+    """Per-point spike score of ``start..end`` (see :func:`spikes_and_dips`)."""
+    lo, hi = max(0, start - half_width), min(ctx.visible_end, end + half_width + 1)
+    resid = local_residual(ctx.values[lo:hi], half_width)[start - lo : end - lo + 1]
+    return resid / _local_residual_scale(ctx, half_width)
+
+
 def spikes_and_dips(
     ctx: ToolContext,
     *,
@@ -186,9 +195,7 @@ def spikes_and_dips(
         half_width: half the rolling-median window; excursions up to about this long are found.
     """
     start, end = _range(ctx, start, end)
-    lo, hi = max(0, start - half_width), min(ctx.visible_end, end + half_width + 1)
-    resid = local_residual(ctx.values[lo:hi], half_width)[start - lo : end - lo + 1]
-    score = resid / _local_residual_scale(ctx, half_width)
+    score = spike_score(ctx, start, end, half_width)
     x = ctx.values[start : end + 1]
     up, down = np.flatnonzero(score > threshold), np.flatnonzero(score < -threshold)
     spikes = flagged_points(start + up, score[up], x[up])
@@ -208,15 +215,20 @@ def spikes_and_dips(
     }
 
 
-def _level_step_scale(ctx: ToolContext, width: int) -> float:
+def level_step_scale(ctx: ToolContext, width: int, deseasonalise: bool = True) -> float:
+    """Tail scale of :func:`level_step` over the trailing reference (cached)."""
+    from anomamind.tools.features_global import deseasonalised
+
     feats = ctx.features
 
     def compute() -> float:
-        step = level_step(feats.reference[-LOCAL_REFERENCE_CAP:], width)
+        lo = max(0, feats.reference_end - LOCAL_REFERENCE_CAP)
+        ref = deseasonalised(ctx, lo, feats.reference_end)[0] if deseasonalise else feats.reference[lo:]
+        step = level_step(ref, width)
         step = step[np.isfinite(step)]
         return tail_scale(step) if step.size else feats.noise_scale
 
-    return max(feats.cached(("level_step_scale", width), compute), 1e-12)
+    return max(feats.cached(("level_step_scale", width, deseasonalise), compute), 1e-12)
 
 
 def level_shifts(
@@ -226,13 +238,15 @@ def level_shifts(
     end: int | None = None,
     threshold: Annotated[float, Bounds(exclusive_minimum=0)] = 5.0,
     width: Annotated[int, Bounds(minimum=2, maximum=500)] = 10,
+    deseasonalise: bool = True,
 ) -> dict[str, Any]:
     """Points where the level changes: median of the next `width` points minus median of
     the previous `width` points, scaled by how much that statistic varies in the reference
     (robust std, raised so that about 1% of the reference exceeds 2.58).
 
     Output: shifts (at most one per `width` points) with index (first point of the new
-    level), level before/after, step in raw units and its score; a score above the
+    level), level before/after (after removing the seasonal profile when deseasonalise
+    is on), step in raw units and its score; a score above the
     threshold means a step larger than the series' usual drift or seasonal swing over
     `width` points. Near the series ends there are too few points to score.
 
@@ -241,12 +255,15 @@ def level_shifts(
         end: last index of the range (absolute, inclusive; default window end).
         threshold: |score| above which a step is reported.
         width: points on each side compared (the new level must last about this long).
+        deseasonalise: remove the reference's seasonal profile first (when it has a period).
     """
     start, end = _range(ctx, start, end)
+    from anomamind.tools.features_global import deseasonalised
+
     lo, hi = max(0, start - width), min(ctx.visible_end, end + width + 1)
-    seg = ctx.values[lo:hi]
+    seg = deseasonalised(ctx, lo, hi)[0] if deseasonalise else ctx.values[lo:hi]
     step = level_step(seg, width)
-    score = np.nan_to_num(step / _level_step_scale(ctx, width))
+    score = np.nan_to_num(step / level_step_scale(ctx, width, deseasonalise))
     offset = start - lo
     in_range = np.zeros(seg.size, dtype=bool)
     in_range[offset : end - lo + 1] = True
@@ -336,20 +353,20 @@ def variance_changes(
     }
 
 
-def _reference_flat_profile(ctx: ToolContext) -> tuple[int, float]:
-    """(longest run of repeated values, fraction of zero steps) in the reference."""
+def _reference_flat_runs(ctx: ToolContext) -> tuple[np.ndarray, float]:
+    """(sorted lengths of runs of repeated values, share of zero steps) in the reference."""
     feats = ctx.features
 
-    def compute() -> tuple[int, float]:
+    def compute() -> tuple[np.ndarray, float]:
         ref = feats.reference
         if ref.size < 2:
-            return 1, 0.0
+            return np.zeros(0, dtype=np.int64), 0.0
         tol = 1e-12 * max(1.0, float(np.abs(ref).max()))
         still = np.abs(np.diff(ref)) <= tol
-        longest = max((e - s + 2 for s, e in runs(still)), default=1)
-        return int(longest), float(still.mean())
+        lengths = np.sort(np.array([e - s + 2 for s, e in runs(still)], dtype=np.int64))
+        return lengths, float(still.mean())
 
-    return feats.cached("flat_profile", compute)
+    return feats.cached("flat_runs", compute)
 
 
 def flat_segments(
@@ -364,9 +381,10 @@ def flat_segments(
     all within `tolerance` (0: exactly repeated values).
 
     Sensor dropouts and missing data often show as a constant value. Output: segments with
-    span, length and value, next to the longest such run in the reference and the
-    reference's share of zero steps: for quantised data (counts) repeats are normal, so a
-    segment matters mostly when it is much longer than the reference's longest run.
+    span, length, value and how many runs of exactly repeated values in the reference are
+    at least as long (the segment itself counts when it lies in the reference: 1 means
+    unique), the reference's longest run and share of zero steps. For quantised data
+    (counts) repeats are normal; a segment matters when few reference runs are as long.
 
     Args:
         start: first index of the range (absolute, inclusive; default window start).
@@ -377,9 +395,16 @@ def flat_segments(
     start, end = _range(ctx, start, end)
     x = ctx.values[start : end + 1]
     found = [(s + start, e + start) for s, e in flat_runs(x, min_length, tolerance)]
-    longest_ref, zero_share = _reference_flat_profile(ctx)
+    ref_lengths, zero_share = _reference_flat_runs(ctx)
+    longest_ref = int(ref_lengths[-1]) if ref_lengths.size else 1
     segments = [
-        {"interval": [s, e], "length": e - s + 1, "value": num(ctx.values[s])} for s, e in found[:POINT_CAP]
+        {
+            "interval": [s, e],
+            "length": e - s + 1,
+            "value": num(ctx.values[s]),
+            "runs_as_long_in_reference": int(ref_lengths.size - np.searchsorted(ref_lengths, e - s + 1)),
+        }
+        for s, e in found[:POINT_CAP]
     ]
     longest = max((e - s + 1 for s, e in found), default=0)
     return {
