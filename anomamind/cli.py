@@ -17,6 +17,7 @@ COMMAND_MODULES: list[str] = [
     "anomamind.envs.detect_cli",  # detect
     "anomamind.rl.cli",  # prepare, train
     "anomamind.rl.sweep_cli",  # sweep
+    "anomamind.rl.infer_cli",  # infer (batch inference over prepared windows)
     "anomamind.rules.cli",  # rules train / show
 ]
 
