@@ -200,6 +200,11 @@ class RuleTrainer:
         checked = self.check(candidate, checker)
         if checked is None:
             return None
+        if checked is not candidate:  # a repair: remember its code too, and skip known code
+            repaired_key = _normalised(checked.source)
+            if repaired_key in self._seen:
+                return None
+            self._seen.add(repaired_key)
         result = self.validate(checked, worker)
         if result is None:
             return None

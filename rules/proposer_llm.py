@@ -62,7 +62,8 @@ def feature_api() -> str:
         if name.startswith("_") or fn.__module__ != features.__name__:
             continue
         doc = (inspect.getdoc(fn) or "").splitlines()[0]
-        lines.append(f"  - `F.{name}{inspect.signature(fn)}`: {doc}")
+        signature = str(inspect.signature(fn)).replace("'", "")  # annotations are strings here
+        lines.append(f"  - `F.{name}{signature}`: {doc}")
     return "\n".join(lines)
 
 

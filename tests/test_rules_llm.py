@@ -1,0 +1,102 @@
+"""The LLM proposer against the local fake chat server: a broken rule is repaired from
+the sandbox's error, a regressing mutant is refined from the windows that got worse."""
+
+import numpy as np
+from fake_chat_server import FakeChatServer, FakeError
+
+from anomamind.agents.backends.openai_compat import OpenAICompatBackend
+from anomamind.rules.data import build_split
+from anomamind.rules.loop import LLMOptions, RuleTrainConfig, RuleTrainer
+from anomamind.rules.proposer_llm import LLMProposer, extract_code, feature_api
+from anomamind.rules.sandbox import SandboxLimits
+from anomamind.types import Series
+
+BROKEN = """```python
+import numpy as np
+
+def detect(values):
+    # spikes: far from the median (forgot to import the feature library)
+    return np.abs(F.robust_zscore(values)) > 4
+```"""
+
+FIXED = """Here is the fix.
+```python
+import numpy as np
+from anomamind.rules import features as F
+
+def detect(values):
+    # spikes: far from the window's median, in robust standard deviations
+    return np.abs(F.robust_zscore(values)) > 4
+```"""
+
+WORSE = """```python
+import numpy as np
+
+def detect(values):
+    # flags nothing at all
+    return np.zeros(values.size, dtype=np.int8)
+```"""
+
+REFINED = """```python
+import numpy as np
+from anomamind.rules import features as F
+
+def detect(values):
+    # spikes: a sudden jump into the point
+    return np.abs(F.diff_zscore(values)) > 5
+```"""
+
+
+def spiky(seed: int, n: int = 600) -> Series:
+    rng = np.random.default_rng(seed)
+    values = rng.normal(size=n)
+    labels = np.zeros(n, dtype=np.int8)
+    for start in (100, 400):
+        values[start] += 9
+        labels[start] = 1
+    return Series(values, labels, name=f"s{seed}")
+
+
+def test_broken_rule_is_repaired_and_regression_is_refined():
+    train = build_split([spiky(0), spiky(1)], 300)
+    validation = build_split([spiky(2), spiky(3)], 300)
+    config = RuleTrainConfig(max_rounds=2, candidates_per_round=1, mutate_top=1, patience=5, top_k=1,
+                             sandbox=SandboxLimits(time_limit_s=5.0))
+    # round 0: propose (broken) -> repair (fixed); round 1: propose (same as fixed: skipped),
+    # mutate (worse) -> regression -> refine
+    script = [BROKEN, FIXED, FIXED, WORSE, REFINED]
+    with FakeChatServer(script) as server:
+        backend = OpenAICompatBackend("fake", base_url=server.base_url, api_key_env=None)
+        proposer = LLMProposer(backend, train, LLMOptions(), dataset="SPIKY", name_prefix="spiky")
+        trainer = RuleTrainer(proposer, train, validation, config)
+        chosen, f1 = trainer.run()
+        requests = server.requests
+
+    assert len(requests) == 5
+    system = requests[0]["messages"][0]["content"]
+    assert "def detect(values: np.ndarray)" in system and "F.robust_zscore" in system
+    assert "Example 1" in requests[0]["messages"][1]["content"]
+    repair_prompt = requests[1]["messages"][1]["content"]
+    assert "NameError: name 'F' is not defined" in repair_prompt and "forgot to import" in repair_prompt
+    assert trainer.rejected[0]["kind"] == "raised" and trainer.rejected[0]["stage"] == "check"
+    refine_prompt = requests[4]["messages"][1]["content"]
+    assert "Validation F1 fell from 1.000" in refine_prompt and "new rule flagged nothing" in refine_prompt
+
+    origins = {e.candidate.name: e.candidate.origin for e in trainer.pool.values()}
+    assert sorted(origins.values()) == ["mutated", "refined", "repaired"]
+    assert chosen[0].candidate.origin in {"repaired", "refined"} and f1 == 1.0
+
+
+def test_backend_failure_means_no_proposal_not_a_crash():
+    train = build_split([spiky(0)], 300)
+    with FakeChatServer([FakeError(500)] * 3) as server:
+        backend = OpenAICompatBackend("fake", base_url=server.base_url, api_key_env=None, max_retries=0)
+        proposer = LLMProposer(backend, train)
+        assert proposer.propose(1, seed=0) == []
+
+
+def test_extract_code_and_feature_api():
+    assert extract_code("text\n```python\nx = 1\n```\nmore") == "x = 1\n"
+    assert extract_code("def detect(v):\n    return v") == "def detect(v):\n    return v\n"
+    api = feature_api()
+    assert "F.diff_zscore(values: np.ndarray) -> np.ndarray" in api
