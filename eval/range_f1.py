@@ -12,7 +12,7 @@ numbers must match the published benchmark; each is named where it happens:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
 
 import numpy as np
 
@@ -160,6 +160,23 @@ def range_f1(labels: np.ndarray, pred: np.ndarray) -> float:
     return 2 * recall * precision / (precision + recall)
 
 
-def range_f1_grid(labels: np.ndarray, score: np.ndarray, thresholds: Sequence[float]) -> np.ndarray:
-    """R-based-F1 of ``score > t`` per threshold (one O(n) pass per threshold)."""
-    return np.array([range_f1(labels, score > t) for t in thresholds], dtype=np.float64)
+def range_f1_grid(labels: np.ndarray, score: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """R-based-F1 of ``score > t`` per threshold (one O(n) pass per distinct prediction)."""
+    return per_distinct_prediction(range_f1, labels, score, thresholds)
+
+
+def per_distinct_prediction(
+    metric: Callable[[np.ndarray, np.ndarray], float],
+    labels: np.ndarray,
+    score: np.ndarray,
+    thresholds: np.ndarray,
+) -> np.ndarray:
+    """``metric(labels, score > t)`` for every ``t``, computed once per distinct prediction.
+
+    The sets ``score > t`` are nested, so the number of predicted points identifies the
+    set: thresholds that predict the same number of points share one evaluation.
+    """
+    n_pred = _count_above(np.sort(score), thresholds)
+    _, first, position = np.unique(n_pred, return_index=True, return_inverse=True)
+    values = np.array([metric(labels, score > thresholds[i]) for i in first], dtype=np.float64)
+    return values[position]

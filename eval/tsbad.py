@@ -28,6 +28,7 @@ from anomamind.eval.range_f1 import (
     event_f1_grid,
     pa_f1,
     pa_f1_grid,
+    per_distinct_prediction,
     range_f1,
     range_f1_grid,
 )
@@ -123,8 +124,7 @@ def _oracle_standard_f1(labels: np.ndarray, score: np.ndarray) -> float:
 
 
 def _oracle_affiliation(labels: np.ndarray, score: np.ndarray) -> float:
-    grid = _oracle_grid(score)
-    return _oracle_max(np.array([affiliation_f(labels, score > t) for t in grid]))
+    return _oracle_max(per_distinct_prediction(affiliation_f, labels, score, _oracle_grid(score)))
 
 
 def point_f1(labels: np.ndarray, pred: np.ndarray) -> float:
@@ -140,44 +140,67 @@ def get_metrics(
     sliding_window: int = 100,
     version: str = "opt",
     thre: int = 250,
+    *,
+    keys: Sequence[str] | None = None,
 ) -> dict[str, float]:
     """TSB-AD's ``get_metrics(score, labels, slidingWindow, pred=None, version, thre)``.
 
     The F1-type keys are TSB-AD's oracle maxima over thresholds picked on ``labels``.
     ``version`` is accepted for compatibility ("opt" and "opt_mem" give identical values).
+    ``keys`` (an addition to TSB-AD's signature) computes only the named metrics, e.g.
+    ``keys=("VUS-PR", "AUC-PR")`` skips the oracle F1 searches.
     """
     if version not in ("opt", "opt_mem"):
         raise ValueError(f"version must be 'opt' or 'opt_mem', got {version!r}")
     if sliding_window < 0 or thre < 2:
         raise ValueError(f"need sliding_window >= 0 and thre >= 2 (got {sliding_window}, {thre})")
+    wanted = _wanted_keys(keys, SCORE_METRICS)
     score, labels, _ = _check_inputs(score, labels)
     has_positive, has_negative = bool(labels.any()), not bool(labels.all())
     out: dict[str, float] = {}
     undefined: list[str] = []
 
-    out["AUC-PR"] = float(average_precision_score(labels, score)) if has_positive else 0.0
-    if has_positive and has_negative:
-        out["AUC-ROC"] = float(roc_auc_score(labels, score))
-    else:
-        out["AUC-ROC"] = math.nan
-        undefined.append("AUC-ROC")
-    try:
-        out["VUS-ROC"], out["VUS-PR"] = vus_roc_pr(labels, score, sliding_window, thre)
-    except NoAnomalyRangesError:
-        out["VUS-ROC"] = out["VUS-PR"] = math.nan
-        undefined += ["VUS-PR", "VUS-ROC"]
+    if "AUC-PR" in wanted:
+        out["AUC-PR"] = float(average_precision_score(labels, score)) if has_positive else 0.0
+    if "AUC-ROC" in wanted:
+        if has_positive and has_negative:
+            out["AUC-ROC"] = float(roc_auc_score(labels, score))
+        else:
+            out["AUC-ROC"] = math.nan
+            undefined.append("AUC-ROC")
+    if wanted & {"VUS-PR", "VUS-ROC"}:
+        try:
+            out["VUS-ROC"], out["VUS-PR"] = vus_roc_pr(labels, score, sliding_window, thre)
+        except NoAnomalyRangesError:
+            out["VUS-ROC"] = out["VUS-PR"] = math.nan
+            undefined += sorted(wanted & {"VUS-PR", "VUS-ROC"})
 
     grid = _oracle_grid(score)
-    out["Standard-F1"] = _oracle_standard_f1(labels, score)
-    out["PA-F1"] = _oracle_max(pa_f1_grid(labels, score, grid))
-    out["Event-based-F1"] = _oracle_max(event_f1_grid(labels, score, grid))
-    out["R-based-F1"] = _oracle_max(range_f1_grid(labels, score, grid))
-    out["Affiliation-F"] = _oracle_affiliation(labels, score) if has_positive else math.nan
+    if "Standard-F1" in wanted:
+        out["Standard-F1"] = _oracle_standard_f1(labels, score)
+    if "PA-F1" in wanted:
+        out["PA-F1"] = _oracle_max(pa_f1_grid(labels, score, grid))
+    if "Event-based-F1" in wanted:
+        out["Event-based-F1"] = _oracle_max(event_f1_grid(labels, score, grid))
+    if "R-based-F1" in wanted:
+        out["R-based-F1"] = _oracle_max(range_f1_grid(labels, score, grid))
+    if "Affiliation-F" in wanted:
+        out["Affiliation-F"] = _oracle_affiliation(labels, score) if has_positive else math.nan
     if not has_positive:
-        undefined += ["Event-based-F1", "Affiliation-F"]
+        undefined += [k for k in ("Event-based-F1", "Affiliation-F") if k in wanted]
     if undefined:
         _warn_undefined(undefined, "labels are all 0" if not has_positive else "labels are all 1")
-    return {key: out[key] for key in SCORE_METRICS}
+    return {key: out[key] for key in SCORE_METRICS if key in wanted}
+
+
+def _wanted_keys(keys: Sequence[str] | None, known: Sequence[str]) -> set[str]:
+    """The requested metric names (all when None); unknown names are an error."""
+    if keys is None:
+        return set(known)
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        raise ValueError(f"unknown metric name(s) {unknown}; known: {', '.join(known)}")
+    return set(keys)
 
 
 def get_metrics_pred(

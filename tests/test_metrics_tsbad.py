@@ -121,3 +121,15 @@ def test_find_length_rank_finds_the_period() -> None:
     assert find_length_rank(values, rank=0) == 1
     assert find_length_rank(np.ones(500)) == 125  # no autocorrelation maximum
     assert find_length_rank(rng.standard_normal((100, 2))) == 0
+
+
+def test_keys_subset_gives_the_same_values() -> None:
+    case = 28
+    labels, score = CASES[f"labels_{case}"], CASES[f"score_{case}"]
+    window = int(CASES["sliding_window"][case])
+    subset = get_metrics(score, labels, sliding_window=window, keys=("VUS-PR", "AUC-ROC"))
+    assert list(subset) == ["AUC-ROC", "VUS-PR"]
+    full = _ours(case, "get_metrics")
+    assert subset == {k: full[k] for k in subset}
+    with pytest.raises(ValueError, match="unknown metric"):
+        get_metrics(score, labels, keys=("F1",))
