@@ -102,6 +102,54 @@ def build_tokenizer(
     return wrapped
 
 
+#: Published Qwen3 sizes (config.json of the Hub models), for random-weight models of
+#: realistic size (throughput benchmarks) built without downloading anything.
+QWEN3_SIZES: dict[str, dict[str, int]] = {
+    "qwen3-0.6b": dict(hidden_size=1024, intermediate_size=3072, num_hidden_layers=28,
+                       num_attention_heads=16, num_key_value_heads=8, head_dim=128),
+    "qwen3-1.7b": dict(hidden_size=2048, intermediate_size=6144, num_hidden_layers=28,
+                       num_attention_heads=16, num_key_value_heads=8, head_dim=128),
+    "qwen3-4b": dict(hidden_size=2560, intermediate_size=9728, num_hidden_layers=36,
+                     num_attention_heads=32, num_key_value_heads=8, head_dim=128),
+    "qwen3-8b": dict(hidden_size=4096, intermediate_size=12288, num_hidden_layers=36,
+                     num_attention_heads=32, num_key_value_heads=8, head_dim=128),
+}
+#: Qwen3's vocabulary size (embedding rows), which dominates the small models' parameters.
+QWEN3_VOCAB_SIZE = 151936
+
+
+def build_qwen3_of_size(
+    size: str, tokenizer: Any | None = None, dtype: Any = None, device: str = "cpu", seed: int = 0
+) -> tuple[Any, Any]:
+    """A random-weight ``Qwen3ForCausalLM`` with the dimensions of a published size
+    (:data:`QWEN3_SIZES`) and Qwen3's vocabulary size; the tokenizer is the tiny one (ids
+    beyond it decode to nothing), which is all a throughput measurement needs."""
+    import torch
+    from transformers import GenerationConfig, Qwen3Config, Qwen3ForCausalLM
+
+    if size not in QWEN3_SIZES:
+        raise ValueError(f"unknown Qwen3 size {size!r}; known: {sorted(QWEN3_SIZES)}")
+    tokenizer = tokenizer or build_tokenizer()
+    config = Qwen3Config(
+        vocab_size=QWEN3_VOCAB_SIZE,
+        max_position_embeddings=40960,
+        tie_word_embeddings=size in ("qwen3-0.6b", "qwen3-1.7b", "qwen3-4b"),
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+        **QWEN3_SIZES[size],
+    )
+    torch.manual_seed(seed)
+    with torch.device(device):  # initialise where it will run: fast on a GPU
+        model = Qwen3ForCausalLM(config)
+    if dtype is not None:
+        model = model.to(dtype)
+    model.generation_config = GenerationConfig(
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id
+    )
+    return model, tokenizer
+
+
 def build_tiny_qwen3(
     out_dir: str | Path | None = None,
     tokenizer: Any | None = None,
