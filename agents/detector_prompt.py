@@ -8,9 +8,12 @@ line each (sorted keys, rounded floats, long lists shortened), no timestamps or 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from typing import Any
+
+import numpy as np
 
 from anomamind.agents.roles import Evidence, LocatorOutput, PlanOutput, WindowTask
 from anomamind.paths import PROMPT_DIR
@@ -22,32 +25,50 @@ MAX_LIST_ITEMS = 24
 
 
 def _round(value: float, digits: int = SIGNIFICANT_DIGITS) -> float | int | None:
+    """``value`` with ``digits`` significant digits; integers stay integers, NaN/inf -> None."""
     if value is None or not math.isfinite(value):
         return None
-    if value == 0:
-        return 0
-    rounded = round(value, digits - 1 - int(math.floor(math.log10(abs(value)))))
-    return int(rounded) if float(rounded).is_integer() and abs(rounded) < 1e15 else rounded
+    rounded = float(f"{value:.{digits}g}")
+    return int(rounded) if rounded.is_integer() and abs(rounded) < 1e15 else rounded
+
+
+def format_values(values: Any, digits: int = SIGNIFICANT_DIGITS) -> str:
+    """Comma-separated values rounded like :func:`_round` (``null`` for NaN/inf)."""
+    out = []
+    for text in np.char.mod(f"%.{digits}g", np.asarray(values, dtype=float)).tolist():
+        if text in ("nan", "inf", "-inf"):
+            out.append("null")
+            continue
+        v = float(text)
+        out.append(str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v))
+    return ",".join(out)
 
 
 def compact(obj: Any) -> Any:
     """A JSON-ready copy of ``obj`` with floats rounded and long lists shortened."""
-    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
-        return obj
-    if hasattr(obj, "tolist"):  # numpy arrays and scalars
-        obj = obj.tolist()
-    if isinstance(obj, int):
-        return obj
-    if isinstance(obj, float):
+    kind = type(obj)
+    if kind is float:
         return _round(obj)
-    if isinstance(obj, dict):
+    if kind is int or kind is str or kind is bool or obj is None:
+        return obj
+    if kind is dict:
         return {str(k): compact(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
+    if kind is list or kind is tuple:
         items = list(obj)
         if len(items) > MAX_LIST_ITEMS:
             half = MAX_LIST_ITEMS // 2
             items = items[:half] + [f"... {len(items) - 2 * half} more ..."] + items[-half:]
         return [compact(v) for v in items]
+    if hasattr(obj, "tolist"):  # numpy arrays and scalars
+        return compact(obj.tolist())
+    if isinstance(obj, float):
+        return _round(float(obj))
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, dict):
+        return compact(dict(obj))
+    if isinstance(obj, (list, tuple)):
+        return compact(list(obj))
     return str(obj)
 
 
@@ -56,6 +77,7 @@ def dumps(obj: Any) -> str:
     return json.dumps(compact(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+@functools.lru_cache(maxsize=1)
 def system_prompt() -> str:
     """The detector's system prompt (agents/prompts/detector.md)."""
     return (PROMPT_DIR / "detector.md").read_text().strip()
@@ -63,7 +85,7 @@ def system_prompt() -> str:
 
 def _window_block(task: WindowTask) -> str:
     w = task.window
-    values = ",".join(str(_round(float(v))) for v in w.values)
+    values = format_values(w.values)
     series = task.series
     lines = [
         f"Series: {series.name} (dataset {series.dataset}, domain {series.domain})",
