@@ -26,6 +26,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--force", action="store_true", help="retrain datasets whose rule set already exists")
     train.set_defaults(func=_train)
 
+    bench = sub.add_parser("bench", help="benchmark rule sets against other detectors on each dataset's test series")
+    bench.add_argument("--rules", required=True, help="folder with one trained rule set per dataset")
+    bench.add_argument("--data", required=True, help="the data folder the rules were trained from")
+    bench.add_argument("--datasets", nargs="+", required=True)
+    bench.add_argument("--detector", action="append", default=[], metavar="NAME",
+                       help="another registered detector to compare with (repeatable)")
+    bench.add_argument("--out", required=True, help="benchmark runner output (and cache) folder")
+    bench.add_argument("--table", default=None, help="also write the merged markdown table here")
+    bench.add_argument("--workers", type=int, default=1)
+    bench.set_defaults(func=_bench)
+
     show = sub.add_parser("show", help="print a rule set: provenance, scores and each rule's code")
     show.add_argument("path", help="rule set folder or rule .py file")
     show.set_defaults(func=_show)
@@ -53,6 +64,23 @@ def _train(args: argparse.Namespace) -> int:
     for dataset, message in failures:
         print(f"FAILED {dataset}: {message}")
     return 1 if failures else 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import shlex
+    import sys
+    from pathlib import Path
+
+    from anomamind.rules.bench import bench_rule_sets, render_table, split_note
+
+    summary = bench_rule_sets(args.rules, args.data, args.datasets, args.detector, args.out, workers=args.workers)
+    command = "anomamind " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    table = render_table(summary, command, split_note(args.rules, args.datasets[0]))
+    print(table)
+    if args.table:
+        Path(args.table).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.table).write_text(table)
+    return 0
 
 
 def _show(args: argparse.Namespace) -> int:

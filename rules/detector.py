@@ -54,11 +54,16 @@ class RuleSetDetector:
         matrix, errors = self.rule_flags(series.values)
         pred = matrix.any(axis=0)
         scores = matrix.mean(axis=0)
-        info: dict[str, Any] = {"rule_errors": errors} if errors else {}
+        k = len(self.rule_set.rules)
+        # Best-F1 candidates: "at least j of the k rules fire" (j/k), never picked here
+        info: dict[str, Any] = {"threshold_candidates": [j / k for j in range(1, k + 1)]}
+        if errors:
+            info["rule_errors"] = errors
         if self.base is not None:
             base_pred = np.asarray(self.base.detect(series).pred, dtype=bool)
             pred = combine(base_pred, pred, self.rule_set.combine_with["mode"])
             scores = pred.astype(np.float64)  # the combined decision is the only score
+            info["threshold_candidates"] = [1.0]
             info["combined_with"] = dict(self.rule_set.combine_with)
         n_windows = len(rule_windows(len(series), self.rule_set.window_length))
         return SeriesPrediction(

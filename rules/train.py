@@ -91,8 +91,8 @@ def train_dataset(data_dir: Path, dataset: str, out_dir: Path, config: RuleTrain
     rule_set.info = {
         "split": {
             "rule": "series dealt into folds by the hash of their names (eval.point_metrics.assign_folds)",
-            **dataclasses.asdict(config.split),
-            **{name: sorted(s.name for s in ss) for name, ss in parts.items()},
+            "folds": dataclasses.asdict(config.split),
+            "series": {name: sorted(s.name for s in ss) for name, ss in parts.items()},
         },
         "training": {
             "data": str(data_dir),

@@ -78,7 +78,7 @@ def test_cli_train_resume_show_and_detector(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["dataset"] == "SPIKY" and summary["test"]["n_series"] == 4
     manifest = json.loads((out / "SPIKY" / "manifest.json").read_text())
-    split = manifest["split"]
+    split = manifest["split"]["series"]
     assert not set(split["train"]) & set(split["test"]) and not set(split["validation"]) & set(split["test"])
     assert manifest["test"] == summary["test"]
     assert (out / "SPIKY" / "test_files.csv").read_text().count(".csv") == 4
@@ -89,6 +89,14 @@ def test_cli_train_resume_show_and_detector(tmp_path, capsys):
     assert main(["rules", "show", str(out / "SPIKY")]) == 0
     shown = capsys.readouterr().out
     assert "def detect(values" in shown and "test (held-out series)" in shown
+
+    table = tmp_path / "table.md"
+    assert main(["rules", "bench", "--rules", str(out), "--data", str(tmp_path / "data"), "--datasets", "SPIKY",
+                 "--detector", "zscore", "--out", str(tmp_path / "bench"), "--table", str(table)]) == 0
+    rows = [line for line in table.read_text().splitlines() if line.startswith("| SPIKY")]
+    assert [r.split("|")[2].strip() for r in rows] == ["rules (learned)", "zscore"]
+    assert all(r.split("|")[3].strip() == "4" for r in rows)  # only the 4 test series
+    capsys.readouterr()
 
     detector = create_detector(f"rules:{out / 'SPIKY'}")
     prediction = detector.detect(spiky_series(42))
