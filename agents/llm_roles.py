@@ -529,7 +529,8 @@ class LLMDetector:
 
     def detect(self, task: WindowTask, messages: list[dict[str, Any]]) -> tuple[str, Step]:
         response, seconds = _chat(self.backend, self.settings, messages)
-        return response.text, _step("detector", messages, response, seconds, round=len(messages) // 2)
+        refinement = (len(messages) - 2) // 2  # each refinement appends the previous answer + feedback
+        return response.text, _step("detector", messages, response, seconds, refinement=refinement or None)
 
 
 @dataclass

@@ -143,6 +143,25 @@ def test_text_model_refuses_images_with_a_clear_error(tiny_qwen3):
         backend.chat(messages)
 
 
+def test_loads_a_saved_checkpoint_folder_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    build_tiny_qwen3(out_dir=tmp_path / "tiny", seed=1)
+    backend = TransformersBackend(str(tmp_path / "tiny"), device="cpu", dtype="float32")
+    assert backend.model == str(tmp_path / "tiny") and not backend.is_vision
+    response = backend.chat([{"role": "user", "content": "hello"}], max_tokens=5)
+    assert 1 <= response.usage["completion_tokens"] <= 5 and response.usage["prompt_tokens"] > 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_checkpoint_on_gpu_in_bfloat16(tmp_path):  # pragma: no cover - GPU nodes only
+    build_tiny_qwen3(out_dir=tmp_path / "tiny", seed=1)
+    backend = TransformersBackend(str(tmp_path / "tiny"), device="auto", dtype="auto")
+    assert backend.device == "cuda" and next(backend._model.parameters()).dtype == torch.bfloat16
+    responses = backend.chat_many([[{"role": "user", "content": f"q{k}"}] for k in range(4)], max_tokens=6)
+    assert len(responses) == 4 and all(1 <= r.usage["completion_tokens"] <= 6 for r in responses)
+
+
 def test_missing_model_path_names_it(tmp_path):
     with pytest.raises(BackendError, match="cannot load model.*does-not-exist"):
         TransformersBackend(str(tmp_path / "does-not-exist"), device="cpu")
