@@ -57,6 +57,14 @@ def test_text_image_tools_and_usage_round_trip(monkeypatch):
     assert totals["prompt_tokens"] == first.usage["prompt_tokens"] + second.usage["prompt_tokens"]
 
 
+def test_split_off_reasoning_and_list_content_become_text():
+    body = reply("")
+    body["choices"][0]["message"].update(content=[{"type": "text", "text": "[]"}], reasoning_content="calm window")
+    with FakeChatServer([body]) as server:
+        response = OpenAICompatBackend("m", base_url=server.base_url).chat([{"role": "user", "content": "q"}])
+    assert response.text == "<think>calm window</think>\n[]"
+
+
 def test_invalid_tool_arguments_are_flagged_not_dropped():
     body = reply("x")
     body["choices"][0]["message"]["tool_calls"] = [

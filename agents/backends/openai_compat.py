@@ -20,7 +20,7 @@ from typing import Any
 import requests
 
 from .base import BackendAuthError, BackendError, ChatResponse, Message, UsageMeter
-from .messages import tool_call_from_json
+from .messages import content_text, tool_call_from_json
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ def _to_response(data: dict[str, Any], where: str) -> ChatResponse:
         calls.append(tool_call_from_json(fn.get("name", "?"), fn.get("arguments", {}), raw_call.get("id")))
     usage = data.get("usage") or {}
     return ChatResponse(
-        text=first.get("content") or "",
+        text=_message_text(first),
         tool_calls=calls,
         usage={
             "prompt_tokens": int(usage.get("prompt_tokens") or 0),
@@ -199,5 +199,16 @@ def _to_response(data: dict[str, Any], where: str) -> ChatResponse:
         },
         raw=data,
         finish_reason=choices[0].get("finish_reason"),
-        samples=[(c.get("message") or {}).get("content") or "" for c in choices],
+        samples=[_message_text(c.get("message") or {}) for c in choices],
     )
+
+
+def _message_text(message: dict[str, Any]) -> str:
+    """The message's text; reasoning that a server split off (vLLM's ``--reasoning-parser``
+    puts it in ``reasoning_content``) is put back as a leading think block, because the
+    detector's answer format and the format reward expect ``<think>...</think>`` in the text."""
+    text = content_text(message.get("content"))
+    reasoning = message.get("reasoning_content") or message.get("reasoning")
+    if isinstance(reasoning, str) and reasoning.strip() and "<think>" not in text:
+        text = f"<think>{reasoning.strip()}</think>\n{text}"
+    return text
