@@ -1,11 +1,12 @@
 """Rule sets as detectors of the benchmark runner: ``--detector rules:PATH``.
 
 The rules run in one long-lived sandbox worker (:class:`~anomamind.rules.sandbox.SandboxWorker`)
-over all windows of a series at once. A rule set's decision is the OR of its rules; its
+over all windows of a series at once (``detect_many``: of several series at once). A rule set's decision is the OR of its rules; its
 score per point is the fraction of its rules that flag the point (for threshold-free
 metrics). With ``combine_with`` in the manifest the decision is AND-ed or OR-ed with that
-detector's own decision, and the score is that combined 0/1 decision. A rule that fails at run time makes the series' rule flags zero
-and is counted in ``failed_windows`` (the failure is never dropped silently).
+detector's own decision, and the score is that combined 0/1 decision. A rule that fails at run time on a series flags nothing there; the
+error is kept in ``info["rule_errors"]`` and every window of that series is counted in
+``failed_windows`` (the failure is never dropped silently).
 """
 
 from __future__ import annotations
@@ -38,20 +39,41 @@ class RuleSetDetector:
         if rule_set.combine_with:
             self.base = create_detector(rule_set.combine_with["detector"])
 
-    def rule_flags(self, values: np.ndarray) -> tuple[np.ndarray, list[str]]:
-        """(rules x points) 0/1 matrix of every rule on ``values``, and the errors met."""
-        bounds = rule_windows(values.size, self.rule_set.window_length)
+    def rule_flags(self, series: list[Series]) -> tuple[np.ndarray, list[list[str]]]:
+        """(rules x points) 0/1 matrix over the concatenated ``series``, and each series'
+        rule errors. One sandbox call per rule covers the windows of all the series."""
+        lengths = [len(s) for s in series]
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(int)
+        values = np.concatenate([s.values for s in series])
+        bounds = [(int(o + a), int(o + b)) for o, n in zip(offsets, lengths)
+                  for a, b in rule_windows(n, self.rule_set.window_length)]
         matrix = np.zeros((len(self.rule_set.rules), values.size), dtype=np.int8)
-        errors = []
+        errors: list[list[str]] = [[] for _ in series]
         for i, rule in enumerate(self.rule_set.rules):
             try:
                 matrix[i] = self.worker.run(rule.source, values, bounds, name=rule.name)
             except RuleRejected as err:
-                errors.append(f"{rule.name}: {err}")
+                if len(series) == 1:
+                    errors[0].append(f"{rule.name}: {err}")
+                    continue
+                for k, s in enumerate(series):  # find which series fail (the others keep their flags)
+                    try:
+                        matrix[i, offsets[k]:offsets[k + 1]] = self.worker.run(
+                            rule.source, s.values, rule_windows(len(s), self.rule_set.window_length), name=rule.name)
+                    except RuleRejected as single:
+                        errors[k].append(f"{rule.name}: {single}")
         return matrix, errors
 
+    def detect_many(self, series: list[Series]) -> list[SeriesPrediction]:
+        """Predictions for several series at once (fewer sandbox round trips than ``detect``)."""
+        matrix, errors = self.rule_flags(series)
+        offsets = np.concatenate([[0], np.cumsum([len(s) for s in series])]).astype(int)
+        return [self._prediction(s, matrix[:, offsets[k]:offsets[k + 1]], errors[k]) for k, s in enumerate(series)]
+
     def detect(self, series: Series) -> SeriesPrediction:
-        matrix, errors = self.rule_flags(series.values)
+        return self.detect_many([series])[0]
+
+    def _prediction(self, series: Series, matrix: np.ndarray, errors: list[str]) -> SeriesPrediction:
         pred = matrix.any(axis=0)
         scores = matrix.mean(axis=0)
         k = len(self.rule_set.rules)
