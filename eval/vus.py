@@ -15,7 +15,9 @@ Reimplements TSB-AD 1.5's ``RangeAUC_volume_opt`` and ``metric_VUS_pred`` on num
   sorted in decreasing order; a point is predicted when ``score >= threshold``.
 
 Instead of re-thresholding the whole series per (width, threshold) as TSB-AD does, points
-are sorted once by score, so every threshold is a prefix and sums become cumulative sums.
+are sorted once by score, so every threshold is a prefix and sums become cumulative sums;
+per width, only the margin points (within ``window // 2`` of a true range) are touched, and
+the widened segments' maxima come from running maxima precomputed per range.
 """
 
 from __future__ import annotations
@@ -29,36 +31,76 @@ class NoAnomalyRangesError(ValueError):
     """VUS is undefined: the labels contain no range (all 0, or all 1 without a transition)."""
 
 
-def _soft_margins(base: np.ndarray, starts: np.ndarray, ends: np.ndarray, width: int) -> np.ndarray:
-    """TSB-AD's ``sequencing``: ``base`` plus the soft labels of width ``width``, capped at 1."""
-    out = base.astype(np.float64)
+class _Margins:
+    """The points within ``max_width // 2`` of a true range (outside every range).
+
+    Only these points ever get soft labels, so each width's sums run over them alone
+    instead of the whole series.
+    """
+
+    def __init__(self, starts: np.ndarray, ends: np.ndarray, truth: np.ndarray, max_width: int):
+        self.starts, self.ends, self.n = starts, ends, truth.size
+        offsets = np.arange(1, max_width // 2 + 1)
+        near = np.concatenate([(ends[:, None] + offsets).ravel(), (starts[:, None] - offsets).ravel()])
+        near = np.unique(near[(near >= 0) & (near < self.n)])
+        self.positions = near[~truth[near]]
+        self._index = np.full(self.n, -1, dtype=np.int64)
+        self._index[self.positions] = np.arange(self.positions.size)
+
+    def widen(self, base: np.ndarray, width: int) -> np.ndarray:
+        """TSB-AD's ``sequencing`` on the margin points: ``base`` plus soft labels, capped at 1.
+
+        Each range adds ``sqrt(1 - d/width)`` at distance ``d = 1..width//2`` on both sides.
+        """
+        out = base.astype(np.float64, copy=True)
+        half = width // 2
+        if half > 0:
+            offsets = np.arange(1, half + 1)
+            values = np.sqrt(1 - offsets / width)
+            for points in (self.ends[:, None] + offsets, self.starts[:, None] - offsets):
+                weights = np.broadcast_to(values, points.shape)
+                inside = (points >= 0) & (points < self.n)
+                index = self._index[points[inside]]
+                margin = index >= 0  # points inside another true range are labelled 1 anyway
+                np.add.at(out, index[margin], weights[inside][margin])
+        return np.minimum(out, 1.0)
+
+
+def _widened_range_max(
+    score: np.ndarray, starts: np.ndarray, ends: np.ndarray, max_half: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per true range: max score inside, and running maxima over ``1..max_half`` points each side.
+
+    ``left[i, d-1]`` is the max of the ``d`` points before range ``i`` (``-inf`` beyond the
+    series), ``right[i, d-1]`` the same after it.
+    """
+    inside = segment_max(score, starts, ends)
+    offsets = np.arange(1, max_half + 1)
+    padded = np.concatenate((score, [-np.inf]))  # index -1 and n both read -inf
+    before = starts[:, None] - offsets
+    after = ends[:, None] + offsets
+    before = np.where(before >= 0, before, score.size)
+    after = np.where(after < score.size, after, score.size)
+    left = np.maximum.accumulate(padded[before], axis=1)
+    right = np.maximum.accumulate(padded[after], axis=1)
+    return inside, left, right
+
+
+def _segment_maxima(
+    starts: np.ndarray, ends: np.ndarray, width: int, inside: np.ndarray, left: np.ndarray, right: np.ndarray
+) -> np.ndarray:
+    """Max score over each of TSB-AD's ``new_sequence`` segments for ``width``.
+
+    Ranges are widened by ``width // 2`` each side (clipped to the series) and merged where
+    the widened ranges meet.
+    """
     half = width // 2
+    widened = inside
     if half > 0:
-        n = out.size
-        offsets = np.arange(1, half + 1)
-        values = np.sqrt(1 - offsets / width)
-        right = ends[:, None] + offsets[None, :]
-        left = starts[:, None] - offsets[None, :]
-        weights = np.broadcast_to(values, right.shape)
-        ok_right, ok_left = right < n, left >= 0
-        np.add.at(out, right[ok_right], weights[ok_right])
-        np.add.at(out, left[ok_left], weights[ok_left])
-    return np.minimum(out, 1.0)
-
-
-def _merged_segments(
-    starts: np.ndarray, ends: np.ndarray, width: int, n: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """TSB-AD's ``new_sequence``: ranges widened by ``width//2``, merged where they meet."""
-    half = width // 2
+        widened = np.maximum(inside, np.maximum(left[:, half - 1], right[:, half - 1]))
     separate = ends[:-1] + half < starts[1:] - half
-    first = np.concatenate(([True], separate))
-    last = np.concatenate((separate, [True]))
-    seg_starts = starts[first] - half
-    seg_ends = ends[last] + half
-    seg_starts[0] = max(seg_starts[0], 0)
-    seg_ends[-1] = min(seg_ends[-1], n - 1)
-    return seg_starts, seg_ends
+    first = np.flatnonzero(np.concatenate(([True], separate)))
+    return np.maximum.reduceat(widened, first)
 
 
 def _true_ranges(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -85,23 +127,29 @@ def vus_roc_pr(
     order = np.argsort(-score, kind="stable")
     ranks = np.linspace(0, n - 1, n_thresholds).astype(int)
     thresholds = score[order][ranks]
-    sorted_ascending = np.sort(score)
-    n_pred = (n - np.searchsorted(sorted_ascending, thresholds, side="left")).astype(np.float64)
-    prefix = n_pred.astype(np.int64) - 1  # last sorted position predicted at each threshold
-    tp_true = np.cumsum(truth[order])[prefix].astype(np.float64)
+    n_pred = (n - np.searchsorted(np.sort(score), thresholds, side="left")).astype(np.float64)
+    tp_true = np.cumsum(truth[order])[n_pred.astype(np.int64) - 1].astype(np.float64)
+
+    margins = _Margins(starts, ends, truth, window)
+    rank_of = np.empty(n, dtype=np.int64)
+    rank_of[order] = np.arange(n)
+    by_rank = np.argsort(rank_of[margins.positions], kind="stable")
+    margin_ranks = rank_of[margins.positions][by_rank]
+    predicted_margins = np.searchsorted(margin_ranks, n_pred.astype(np.int64), side="left")
+    inside, left, right = _widened_range_max(score, starts, ends, window // 2)
+    no_margin = np.zeros(margins.positions.size)
 
     roc = np.empty(window + 1)
     pr = np.empty(window + 1)
     for width in range(window + 1):
-        margins = np.where(truth, 0.0, _soft_margins(labels, starts, ends, width))
-        soft = np.cumsum(margins[order])[prefix]
+        soft_sums = np.concatenate(([0.0], np.cumsum(margins.widen(no_margin, width)[by_rank])))
+        soft = soft_sums[predicted_margins]
         tp = tp_true + soft
         p_new = (n_true + (n_true + soft)) / 2
         recall = np.minimum(tp / p_new, 1.0)
-        seg_starts, seg_ends = _merged_segments(starts, ends, width, n)
-        seg_max = np.sort(segment_max(score, seg_starts, seg_ends))
+        seg_max = np.sort(_segment_maxima(starts, ends, width, inside, left, right))
         hit = seg_max.size - np.searchsorted(seg_max, thresholds, side="left")
-        tpr = np.concatenate(([0.0], recall * (hit / seg_starts.size), [1.0]))
+        tpr = np.concatenate(([0.0], recall * (hit / seg_max.size), [1.0]))
         fpr = np.concatenate(([0.0], (n_pred - tp) / (n - p_new), [1.0]))
         precision = tp / n_pred
         roc[width] = np.dot(np.diff(fpr), (tpr[1:] + tpr[:-1]) / 2)
@@ -125,14 +173,15 @@ def vus_pred(labels: np.ndarray, pred: np.ndarray, window: int) -> tuple[float, 
     n_pred = float(np.count_nonzero(predicted))
     tp_true = float(np.count_nonzero(truth & predicted))
 
+    margins = _Margins(starts, ends, truth, window)
+    margin_predicted = predicted[margins.positions]
     recalls = np.empty(window + 1)
     precisions = np.empty(window + 1)
     f_scores = np.empty(window + 1)
-    current = labels.astype(np.float64)
+    current = np.zeros(margins.positions.size)  # the labels at the margin points
     for width in range(window + 1):
-        extended = _soft_margins(current, starts, ends, width)
-        masked_margins = np.where(truth, 0.0, extended) * predicted
-        soft = float(np.sum(masked_margins))
+        masked = margins.widen(current, width) * margin_predicted
+        soft = float(np.sum(masked))
         tp = tp_true + soft
         p_new = (n_true + (n_true + soft)) / 2
         recall = min(tp / p_new, 1.0)
@@ -141,7 +190,7 @@ def vus_pred(labels: np.ndarray, pred: np.ndarray, window: int) -> tuple[float, 
         precisions[width] = precision
         total = precision + recall
         f_scores[width] = 2 * precision * recall / total if total > 0 else 0.0
-        current = np.where(truth, 1.0, masked_margins)
+        current = masked
     size = window + 1
     return (
         float(np.sum(recalls) / size),

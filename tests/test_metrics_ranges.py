@@ -154,3 +154,90 @@ def test_vus_perfect_and_degenerate() -> None:
     assert recall == 0.0 and math.isnan(precision) and f == 0.0
     with pytest.raises(NoAnomalyRangesError):
         vus_roc_pr(np.zeros(50, dtype=int), np.arange(50.0), window=5)
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    idx = np.flatnonzero(np.diff(np.concatenate(([0], flags.astype(int), [0]))))
+    return [(int(a), int(b) - 1) for a, b in zip(idx[0::2], idx[1::2])]
+
+
+def _direct_soft_labels(base: np.ndarray, ranges, width: int) -> np.ndarray:
+    out = base.astype(float).copy()
+    n = out.size
+    for s, e in ranges:
+        for d in range(1, width // 2 + 1):
+            if e + d < n:
+                out[e + d] += math.sqrt(1 - d / width)
+            if s - d >= 0:
+                out[s - d] += math.sqrt(1 - d / width)
+    return np.minimum(out, 1.0)
+
+
+def _direct_segments(ranges, width: int, n: int):
+    half, merged = width // 2, []
+    for s, e in ranges:
+        if merged and merged[-1][1] >= s - half:
+            merged[-1][1] = e + half
+        else:
+            merged.append([s - half, e + half])
+    merged[0][0], merged[-1][1] = max(merged[0][0], 0), min(merged[-1][1], n - 1)
+    return merged
+
+
+def _direct_vus(labels: np.ndarray, score: np.ndarray, window: int, thre: int):
+    """VUS-ROC/PR straight from the module docstring's definition, one threshold at a time."""
+    n, truth, ranges = labels.size, labels == 1, _runs(labels == 1)
+    desc = np.sort(score)[::-1]
+    rocs, prs = [], []
+    for width in range(window + 1):
+        margins = np.where(truth, 0.0, _direct_soft_labels(labels, ranges, width))
+        segments = _direct_segments(ranges, width, n)
+        tpr, fpr, prec = [0.0], [0.0], []
+        for k in range(thre):
+            pred = score >= desc[int(k * (n - 1) / (thre - 1))]
+            soft = margins[pred].sum()
+            tp = (truth & pred).sum() + soft
+            p_new = truth.sum() + soft / 2
+            hit = sum(pred[a : b + 1].any() for a, b in segments) / len(segments)
+            tpr.append(min(tp / p_new, 1) * hit)
+            fpr.append((pred.sum() - tp) / (n - p_new))
+            prec.append(tp / pred.sum())
+        tpr.append(1.0)
+        fpr.append(1.0)
+        rocs.append(sum((fpr[i + 1] - fpr[i]) * (tpr[i + 1] + tpr[i]) / 2 for i in range(len(fpr) - 1)))
+        prs.append(sum((tpr[k + 1] - tpr[k]) * prec[k] for k in range(thre)))
+    return np.mean(rocs), np.mean(prs)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_vus_matches_direct_definition(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 90
+    labels = (rng.random(n) < 0.06).astype(np.int64)
+    labels[rng.integers(0, n - 6) :][:5] = 1  # at least one longer range
+    score = rng.integers(0, 4, n).astype(float) if seed % 2 else rng.random(n) + labels
+    window = int(rng.integers(3, 25))
+    assert vus_roc_pr(labels, score, window, n_thresholds=40) == pytest.approx(
+        _direct_vus(labels, score, window, 40), abs=1e-12
+    )
+
+
+def test_vus_pred_widens_the_masked_labels() -> None:
+    # one range [10, 12]; pred covers the right margin 13..14 only (plus the range)
+    labels = np.zeros(30, dtype=np.int64)
+    labels[10:13] = 1
+    pred = np.zeros(30, dtype=np.int64)
+    pred[10:15] = 1
+    window = 6
+    recalls, precisions = [], []
+    current = labels.astype(float)
+    for width in range(window + 1):
+        widened = _direct_soft_labels(current, [(10, 12)], width)
+        masked = np.where(labels == 1, 0.0, widened) * pred
+        tp = 3 + masked.sum()
+        recalls.append(min(tp / (3 + masked.sum() / 2), 1))
+        precisions.append(tp / 5)
+        current = np.where(labels == 1, 1.0, masked)  # the quirk: next width starts here
+    recall, precision, _ = vus_pred(labels, pred, window)
+    assert recall == pytest.approx(np.mean(recalls), abs=1e-12)
+    assert precision == pytest.approx(np.mean(precisions), abs=1e-12)
