@@ -59,6 +59,7 @@ class RuleTrainConfig:
 
     proposer: str = "offline"  # offline | llm
     window_length: int = 1000
+    window_length_choices: list[int] = field(default_factory=list)  # if set: train each, keep the best on validation
     candidates_per_round: int = 4
     mutate_top: int = 2
     max_rounds: int = 6

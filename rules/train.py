@@ -83,10 +83,18 @@ def train_dataset(data_dir: Path, dataset: str, out_dir: Path, config: RuleTrain
     base = {name: None for name in parts}
     if config.combine_with:
         base = {name: _base_predictions(config.combine_with, ss) for name, ss in parts.items() if ss}
-    train = build_split(parts["train"], config.window_length, base["train"])
-    validation = build_split(parts["validation"], config.window_length, base["validation"])
-    proposer = make_proposer(config, train, dataset)
-    result = train_rule_set(proposer, train, validation, config, dataset=dataset)
+    tried: dict[int, float] = {}
+    result = None
+    for length in config.window_length_choices or [config.window_length]:
+        run_config = dataclasses.replace(config, window_length=int(length))
+        train = build_split(parts["train"], run_config.window_length, base["train"])
+        validation = build_split(parts["validation"], run_config.window_length, base["validation"])
+        proposer = make_proposer(run_config, train, dataset)
+        attempt = train_rule_set(proposer, train, validation, run_config, dataset=dataset)
+        tried[int(length)] = round(attempt.validation_f1, 4)
+        log.info("%s: window length %d: validation F1 %.4f", dataset, length, attempt.validation_f1)
+        if result is None or attempt.validation_f1 > result.validation_f1:
+            result = attempt
     rule_set = result.rule_set
     rule_set.info = {
         "split": {
@@ -98,6 +106,7 @@ def train_dataset(data_dir: Path, dataset: str, out_dir: Path, config: RuleTrain
             "data": str(data_dir),
             "config": dataclasses.asdict(config),
             "validation_f1_of_set": round(result.validation_f1, 4),
+            "validation_f1_by_window_length": tried,
             "candidates_validated": len(result.pool),
             "rejected": result.rejected,
             "history": result.history,

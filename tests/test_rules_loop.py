@@ -72,7 +72,7 @@ def test_cli_train_resume_show_and_detector(tmp_path, capsys):
         write_tsbad_csv(spiky_series(s), data)
     out = tmp_path / "rules"
     args = ["rules", "train", "--data", str(tmp_path / "data"), "--datasets", "SPIKY", "--out", str(out),
-            "--set", "window_length=300", "--set", "max_rounds=1", "--set", "offline.beam_width=2",
+            "--set", "window_length_choices=[200, 300]", "--set", "max_rounds=1", "--set", "offline.beam_width=2",
             "--set", "offline.max_conditions=2"]
     assert main(args) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -81,6 +81,8 @@ def test_cli_train_resume_show_and_detector(tmp_path, capsys):
     split = manifest["split"]["series"]
     assert not set(split["train"]) & set(split["test"]) and not set(split["validation"]) & set(split["test"])
     assert manifest["test"] == summary["test"]
+    tried = manifest["training"]["validation_f1_by_window_length"]
+    assert set(tried) == {"200", "300"} and manifest["window"]["length"] == int(max(tried, key=tried.get))
     assert (out / "SPIKY" / "test_files.csv").read_text().count(".csv") == 4
 
     assert main(args) == 0  # resume: the finished dataset is skipped
