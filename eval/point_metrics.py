@@ -40,7 +40,9 @@ def _check_same_length(labels: np.ndarray, other: np.ndarray, other_name: str) -
         )
 
 
-def _prf_from_counts(tp: np.ndarray, n_pred: np.ndarray, n_true: np.ndarray) -> tuple:
+def _prf_from_counts(
+    tp: np.ndarray, n_pred: np.ndarray, n_true: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Precision, recall, F1 arrays from counts, with zero divisions giving 0."""
     tp = np.asarray(tp, dtype=np.float64)
     n_pred = np.asarray(n_pred, dtype=np.float64)
