@@ -61,7 +61,10 @@ class DetectionSettings:
     ``thresholds`` maps a feature to the robust z above which it flags a point (features
     without an entry are not used); runs extend while z stays above ``hysteresis`` times
     the threshold; runs closer than ``merge_gap`` points merge. ``candidate_relief``
-    multiplies the thresholds inside locator candidates in the actor's second round.
+    multiplies the thresholds inside locator candidates in the actor's second round;
+    ``outside_strength`` is the evidence strength (peak z / threshold) a finding needs when
+    localization is on and it lies outside every candidate (the locator's prior that
+    nothing there looks abnormal).
     ``confidence_levels`` are the evidence strengths (peak z / threshold) for confidence 2
     and 3.
     """
@@ -72,6 +75,7 @@ class DetectionSettings:
     hysteresis: float = 0.6
     merge_gap: int = 3
     candidate_relief: float = 0.8
+    outside_strength: float = 1.0
     confidence_levels: tuple[float, float] = (1.5, 2.5)
     description: str = ""
 
@@ -289,6 +293,7 @@ class HeuristicPlanner:
             hysteresis=settings.hysteresis,
             merge_gap=settings.merge_gap,
             candidate_relief=settings.candidate_relief,
+            outside_strength=settings.outside_strength,
             confidence_2=settings.confidence_levels[0],
             confidence_3=settings.confidence_levels[1],
         )
@@ -405,8 +410,13 @@ class HeuristicDetector:
         feedback: EvaluatorOutput | None = task.upstream.get("feedback")
         findings = fuse_evidence(evidence, plan.thresholds)
         flagged = {tuple(f[:2]): f[2] for f in (feedback.quality.get("flagged", []) if feedback else [])}
+        located: LocatorOutput | None = task.upstream.get("located")
+        gate = "localization" not in task.disabled and located is not None
+        outside_strength = float(plan.thresholds.get("outside_strength", 1.0))
         intervals, notes = [], []
         for f in findings:
+            if gate and f.strength < outside_strength and not _near_candidate(f, located.candidates):
+                continue  # weak, and the locator saw nothing salient there
             reason = flagged.get((f.start, f.end))
             if reason is not None:
                 if f.strength < plan.thresholds.get("confidence_2", 1.5):
@@ -435,6 +445,10 @@ class HeuristicDetector:
         step = Step("detector", messages, text, info={"refinement": feedback is not None})
         step.seconds = time.perf_counter() - t0
         return text, step
+
+
+def _near_candidate(f: _Finding, candidates: list[Interval], margin: int = 2) -> bool:
+    return any(c.start - margin <= f.end and f.start <= c.end + margin for c in candidates)
 
 
 def _trim_to_core(f: _Finding, evidence: Evidence) -> _Finding:
