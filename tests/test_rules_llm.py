@@ -100,3 +100,26 @@ def test_extract_code_and_feature_api():
     assert extract_code("def detect(v):\n    return v") == "def detect(v):\n    return v\n"
     api = feature_api()
     assert "F.diff_zscore(values: np.ndarray) -> np.ndarray" in api
+
+
+def test_rules_train_cli_with_the_llm_proposer(tmp_path, capsys):
+    """`anomamind rules train --config configs/rules/llm.yaml` against the fake server."""
+    from anomamind.cli import main
+    from anomamind.envs.synthetic import write_tsbad_csv
+    from anomamind.paths import CONFIG_DIR
+
+    for seed in range(6):
+        series = spiky(seed)
+        series.name = f"{100 + seed}_SPIKY_id_{seed}_Synthetic_tr_300_1st_100"
+        write_tsbad_csv(series, tmp_path / "data" / "SPIKY")
+    with FakeChatServer(lambda body: FIXED) as server:
+        code = main(["rules", "train", "--data", str(tmp_path / "data"), "--datasets", "SPIKY",
+                     "--out", str(tmp_path / "rules"), "--config", str(CONFIG_DIR / "rules" / "llm.yaml"),
+                     "--set", f"llm.base_url={server.base_url}", "--set", "llm.api_key_env=null",
+                     "--set", "max_rounds=1", "--set", "candidates_per_round=1", "--set", "window_length=300"])
+    assert code == 0, capsys.readouterr().out
+    from anomamind.rules.rule import load_rule_set
+
+    rule_set = load_rule_set(tmp_path / "rules" / "SPIKY")
+    assert rule_set.rules[0].meta["proposer"] == "llm"
+    assert "robust_zscore(values)) > 4" in rule_set.rules[0].source
