@@ -9,7 +9,7 @@ every row of the ablation table.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,21 @@ class HeuristicKnowledge:
                 raise ConfigError(f"knowledge entry {name!r}: {err}") from err
 
     def __call__(self, series: Series) -> DetectionSettings:
-        return self.entries.get(str(series.dataset).upper(), self.defaults)
+        settings = self.entries.get(str(series.dataset).upper(), self.defaults)
+        return replace(settings, description=_memory_summary(series) or settings.description)
+
+
+def _memory_summary(series: Series) -> str:
+    """The shared knowledge memory's (tools/knowledge.py) description and typical types of
+    the series' dataset, for the plan text the detector reads ("" when unavailable)."""
+    try:
+        from anomamind.tools.knowledge import default_memory
+
+        entry = default_memory().for_series(series.dataset, series.domain)
+    except (ImportError, OSError, ValueError):
+        return ""
+    first_sentence = entry.description.split(". ")[0].rstrip(".")
+    return f"{first_sentence}; typical types: {', '.join(entry.typical_types)}"
 
 
 class WorkflowDetector:
