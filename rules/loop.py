@@ -113,7 +113,8 @@ def _normalised(source: str) -> str:
 def sample_bounds(split: SplitData, n_windows: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """A few training windows (anomalous ones first) for the check run, re-based at 0."""
     anomalous = [i for i, (a, b) in enumerate(split.bounds) if split.labels[a:b].any()]
-    normal = [i for i in range(len(split.bounds)) if i not in set(anomalous)]
+    anomalous_set = set(anomalous)
+    normal = [i for i in range(len(split.bounds)) if i not in anomalous_set]
     chosen = sorted((anomalous[: n_windows // 2] + normal)[:n_windows])
     pieces, bounds, offset = [], [], 0
     for i in chosen:
