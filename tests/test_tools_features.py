@@ -248,3 +248,33 @@ def test_causal_reference_ignores_the_future() -> None:
     assert 40 < default_registry().call(causal, ToolCall("value_percentiles", {})).output["median_percentile"] < 60
     blind = ToolContext(x, W0, W1, causal=False)
     assert default_registry().call(blind, ToolCall("segment_statistics", {})).output["reference"]["mean"] > 30
+
+
+def test_ks_two_sample_matches_scipy() -> None:
+    from scipy import stats
+
+    rng = np.random.default_rng(11)
+    for a, b in [(rng.normal(size=100), rng.normal(0.4, size=100)), (rng.normal(size=37), rng.normal(size=80))]:
+        d, p = features_statistical.ks_two_sample(a, b)
+        assert d == pytest.approx(stats.ks_2samp(a, b).statistic)
+        assert p == pytest.approx(stats.kstwobign.sf(np.sqrt(a.size * b.size / (a.size + b.size)) * d))
+
+
+def test_same_phase_deviation_matches_a_loop() -> None:
+    x = np.random.default_rng(12).standard_normal(400)
+    fast = features_global.same_phase_deviation(x, 30, 3)
+    slow = [
+        x[t] - np.median([x[t - k * 30] for k in (1, 2, 3) if t - k * 30 >= 0]) if t >= 30 else np.nan
+        for t in range(400)
+    ]
+    np.testing.assert_allclose(fast, slow)
+    at = np.array([5, 65, 399])
+    np.testing.assert_allclose(features_global.same_phase_deviation(x, 30, 3, at=at), fast[at])
+
+
+def test_level_step_matches_a_loop() -> None:
+    x = np.random.default_rng(13).standard_normal(60)
+    step = features_local.level_step(x, 5)
+    for t in range(60):
+        expected = np.median(x[t : t + 5]) - np.median(x[t - 5 : t]) if 5 <= t <= 55 else np.nan
+        np.testing.assert_allclose(step[t], expected)

@@ -142,3 +142,62 @@ def test_causal_context_cannot_read_the_future() -> None:
     assert "causal mode" in result.error
     stats = default_registry().call(causal, ToolCall("segment_statistics", {}))
     assert stats.output["reference"]["points"] == 500
+
+
+def _tools_with_range() -> list[str]:
+    registry = default_registry()
+    return [n for n in registry.names() if "start" in registry.get(n).params]
+
+
+@pytest.mark.parametrize("name", _tools_with_range())
+@pytest.mark.parametrize(
+    "arguments, fragment",
+    [
+        ({"start": 390, "end": 310}, "after end"),
+        ({"start": 590, "end": 650}, "outside the readable indices"),
+        ({"start": "a"}, "type integer"),
+        ({"verbose": True}, "unexpected argument(s) verbose"),
+    ],
+)
+def test_every_range_tool_rejects_bad_arguments(ctx: ToolContext, name: str, arguments: dict, fragment: str) -> None:
+    result = default_registry().call(ctx, ToolCall(name, arguments))
+    assert result.output is None and fragment in result.error
+
+
+@pytest.mark.parametrize(
+    "name, arguments, fragment",
+    [
+        ("distribution_shift", {"start": 300, "end": 330, "split": 301}, "split must lie in 302..329"),
+        ("local_diff_zscore", {"start": 300, "end": 302}, "at least 4 points"),
+        ("trend_break", {"start": 300, "end": 305}, "at least 12 points"),
+        ("phase_deviation", {"start": 0, "end": 20}, "no earlier period"),
+        ("phase_deviation", {"period": 400}, "needs at least 800 reference points"),
+        ("seasonal_residual_zscore", {"period": -3}, "period must be >= 0"),
+        ("global_diff_zscore", {"order": 3}, "order must be <= 2"),
+        ("level_shifts", {"width": 1}, "width must be >= 2"),
+        ("variance_changes", {"threshold": 0.5}, "threshold must be > 1"),
+        ("value_percentiles", {"tail": 50}, "tail must be <= 10"),
+        ("flat_segments", {"min_length": 1}, "min_length must be >= 2"),
+        ("locate_candidates", {"sensitivity": 0}, "sensitivity must be > 0"),
+        ("get_anomaly_type_definition", {"type_name": None}, "type_name must not be null"),
+    ],
+)
+def test_tool_specific_bad_arguments(ctx: ToolContext, name: str, arguments: dict, fragment: str) -> None:
+    result = default_registry().call(ctx, ToolCall(name, arguments))
+    assert result.output is None and fragment in result.error, result.error
+
+
+def test_phase_deviation_without_a_period_says_so() -> None:
+    noise = ToolContext(np.random.default_rng(4).standard_normal(800), 400, 500)
+    result = default_registry().call(noise, ToolCall("phase_deviation", {}))
+    assert "no clear period" in result.error
+    assert default_registry().call(noise, ToolCall("phase_deviation", {"period": 30})).ok
+
+
+def test_context_rejects_bad_series() -> None:
+    with pytest.raises(ValueError, match="NaN"):
+        ToolContext(np.array([1.0, np.nan, 2.0]), 0, 3)
+    with pytest.raises(ValueError, match="not inside a series of 3 points"):
+        ToolContext(np.ones(3), 2, 5)
+    with pytest.raises(ValueError, match="empty"):
+        ToolContext(np.ones(0), 0, 1)

@@ -73,14 +73,13 @@ class ToolContext:
     _features: "SeriesFeatures | None" = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        values = np.asarray(self.values, dtype=np.float64).reshape(-1)
-        if values is not self.values:
-            self.values = values
+        # keep the caller's array object when it is already 1-D float64: the series cache
+        # is keyed on it, and a fresh view per window would miss the cache every time
+        values = np.asarray(self.values, dtype=np.float64)
+        self.values = values if values.ndim == 1 else values.reshape(-1)
         n = self.values.size
         if n == 0:
             raise ValueError(f"{self.series_name}: cannot build a tool context on an empty series")
-        if not np.isfinite(self.values).all():
-            raise ValueError(f"{self.series_name}: values contain NaN or infinity; clean them first")
         if not 0 <= self.window_start < self.window_end <= n:
             raise ValueError(
                 f"{self.series_name}: window [{self.window_start}, {self.window_end}) "
@@ -90,6 +89,8 @@ class ToolContext:
             self.reference_end = self.window_end if self.causal else n
         if not 0 < self.reference_end <= n:
             raise ValueError(f"{self.series_name}: reference_end {self.reference_end} outside 1..{n}")
+        # the shared bundle checks the values once per series (NaN/inf are refused)
+        self._features = series_features(self.values, int(self.reference_end), self.series_name)
 
     @classmethod
     def for_window(
@@ -117,8 +118,7 @@ class ToolContext:
     @property
     def features(self) -> "SeriesFeatures":
         """The cached reference-statistics bundle of this context's series."""
-        if self._features is None:
-            self._features = series_features(self.values, int(self.reference_end))
+        assert self._features is not None  # set in __post_init__
         return self._features
 
     def resolve_range(self, start: int | None, end: int | None) -> tuple[int, int]:
@@ -253,13 +253,18 @@ _BUNDLE_CACHE_SIZE = 32
 _bundles: "OrderedDict[tuple[int, int], SeriesFeatures]" = OrderedDict()
 
 
-def series_features(values: np.ndarray, reference_end: int) -> SeriesFeatures:
-    """The shared :class:`SeriesFeatures` of ``values`` (same array object -> same bundle)."""
+def series_features(values: np.ndarray, reference_end: int, name: str = "series") -> SeriesFeatures:
+    """The shared :class:`SeriesFeatures` of ``values`` (same array object -> same bundle).
+
+    A new bundle checks that the values are finite (once per series, not per window).
+    """
     key = (id(values), reference_end)
     bundle = _bundles.get(key)
     if bundle is not None and bundle.values is values:
         _bundles.move_to_end(key)
         return bundle
+    if not np.isfinite(values).all():
+        raise ValueError(f"{name}: values contain NaN or infinity; clean them first")
     bundle = SeriesFeatures(values, reference_end)
     _bundles[key] = bundle
     while len(_bundles) > _BUNDLE_CACHE_SIZE:

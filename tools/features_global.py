@@ -13,8 +13,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import numpy as np
-import pandas as pd
-from scipy import signal, stats
+from scipy import ndimage, signal, special
 
 from anomamind.tools.context import Bounds, SeriesFeatures, ToolArgumentError, ToolContext, tail_scale
 from anomamind.tools.evidence import describe_runs, flagged_points, num
@@ -62,9 +61,9 @@ def estimate_period(
 
 
 def rolling_median_trend(x: np.ndarray, period: int) -> np.ndarray:
-    """Centred rolling median over one period (odd width), shorter at the edges."""
+    """Centred rolling median over one period (odd width); edges padded with the end values."""
     width = period if period % 2 else period + 1
-    return pd.Series(np.asarray(x, dtype=np.float64)).rolling(width, center=True, min_periods=1).median().to_numpy()
+    return ndimage.median_filter(np.asarray(x, dtype=np.float64), size=width, mode="nearest")
 
 
 def seasonal_profile(x: np.ndarray, period: int, offset: int = 0) -> np.ndarray:
@@ -86,18 +85,20 @@ def seasonal_residual(x: np.ndarray, period: int, profile: np.ndarray | None = N
     return x - rolling_median_trend(x, period) - profile[phases]
 
 
-def same_phase_deviation(x: np.ndarray, period: int, n_periods: int = 3) -> np.ndarray:
-    """``x[t]`` minus the median of ``x[t - k*period]``, k = 1..n_periods (NaN without history)."""
+def same_phase_deviation(x: np.ndarray, period: int, n_periods: int = 3, at: np.ndarray | None = None) -> np.ndarray:
+    """``x[t]`` minus the median of ``x[t - k*period]``, k = 1..n_periods, for every ``t``
+    (or only the indices ``at``); NaN where no earlier period exists."""
     x = np.asarray(x, dtype=np.float64)
-    earlier = np.full((n_periods, x.size), np.nan)
-    for k in range(1, n_periods + 1):
-        if k * period < x.size:
-            earlier[k - 1, k * period :] = x[: x.size - k * period]
-    with np.errstate(all="ignore"):
-        valid = ~np.isnan(earlier).all(axis=0)
-        med = np.full(x.size, np.nan)
-        med[valid] = np.nanmedian(earlier[:, valid], axis=0)
-    return x - med
+    t = np.arange(x.size) if at is None else np.asarray(at, dtype=np.int64)
+    source = t[None, :] - period * np.arange(1, n_periods + 1)[:, None]
+    earlier = np.where(source >= 0, x[np.maximum(source, 0)], np.nan)
+    full = source[-1] >= 0  # the oldest lag exists, so all do
+    med = np.full(t.size, np.nan)
+    med[full] = np.median(earlier[:, full], axis=0)  # the common case, without nanmedian's cost
+    partial = ~full & (source[0] >= 0)
+    if partial.any():
+        med[partial] = np.nanmedian(earlier[:, partial], axis=0)
+    return x[t] - med
 
 
 def spectral_residual_saliency(x: np.ndarray, average_window: int = 3, extend: int = 5) -> np.ndarray:
@@ -125,7 +126,12 @@ def spectral_residual_saliency(x: np.ndarray, average_window: int = 3, extend: i
 def spectral_residual_score(x: np.ndarray, local_window: int = 21) -> np.ndarray:
     """SR anomaly score: (saliency - its trailing local mean) / that mean (Ren et al.)."""
     sal = spectral_residual_saliency(x)
-    mean = pd.Series(sal).rolling(local_window, min_periods=1).mean().shift(1).bfill().to_numpy()
+    csum = np.concatenate(([0.0], np.cumsum(sal)))
+    idx = np.arange(sal.size)
+    lo = np.maximum(idx - local_window, 0)
+    mean = np.empty_like(sal)
+    mean[1:] = (csum[idx[1:]] - csum[lo[1:]]) / (idx[1:] - lo[1:])  # mean of the previous points
+    mean[0] = mean[1] if sal.size > 1 else sal[0]
     return (sal - mean) / np.maximum(mean, 1e-12)
 
 
@@ -175,7 +181,7 @@ def hinge_break(x: np.ndarray, min_segment: int = 5) -> dict[str, float] | None:
         "slope_before": float(line[1] - slope_change[best] * q1[best]),
         "slope_after": float(line[1] - slope_change[best] * q1[best] + slope_change[best]),
         "f_statistic": float(f_stat),
-        "p_value": float(stats.f.sf(f_stat, 1, n - 3)),
+        "p_value": float(special.fdtrc(1, n - 3, f_stat)),
         "sse_reduction": float(1 - sse / sse_line) if sse_line > 0 else 0.0,
     }
 
@@ -330,8 +336,7 @@ def phase_deviation(
     if end - p < 0:
         raise ToolArgumentError(f"no earlier period before this range (period {p}); the range must end at or after index {p}")
     scale = phase_scale(ctx, p, n_periods)
-    lo = max(0, start - n_periods * p)
-    dev = same_phase_deviation(ctx.values[lo : end + 1], p, n_periods)[start - lo :]
+    dev = same_phase_deviation(ctx.values, p, n_periods, at=np.arange(start, end + 1))
     z = np.nan_to_num(dev / scale)
     out = _zscore_output("same-phase deviation", start, ctx.values[start : end + 1], z, threshold)
     out["period"] = p

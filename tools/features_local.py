@@ -46,12 +46,25 @@ def local_residual(x: np.ndarray, half_width: int = 5) -> np.ndarray:
     return x - ndimage.median_filter(x, size=2 * half_width + 1, mode="nearest")
 
 
+def sliding_median(x: np.ndarray, width: int) -> np.ndarray:
+    """``median(x[j:j+width])`` for ``j = 0..len(x)-width`` (numpy for small inputs, pandas else)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.size < width:
+        return np.zeros(0)
+    if x.size * width <= 200_000:
+        return np.median(np.lib.stride_tricks.sliding_window_view(x, width), axis=1)
+    return pd.Series(x).rolling(width).median().to_numpy()[width - 1 :]
+
+
 def level_step(x: np.ndarray, width: int = 10) -> np.ndarray:
     """``median(x[t:t+w]) - median(x[t-w:t])`` per point ``t``; NaN where a side is short."""
-    s = pd.Series(np.asarray(x, dtype=np.float64))
-    before = s.rolling(width).median().shift(1).to_numpy()
-    after = s[::-1].rolling(width).median()[::-1].to_numpy()
-    return after - before
+    x = np.asarray(x, dtype=np.float64)
+    medians = sliding_median(x, width)  # medians[j] = median(x[j:j+w])
+    step = np.full(x.size, np.nan)
+    if x.size >= 2 * width:
+        t = np.arange(width, x.size - width + 1)
+        step[t] = medians[t] - medians[t - width]
+    return step
 
 
 def rolling_volatility(x: np.ndarray, width: int = 10) -> np.ndarray:
@@ -63,8 +76,7 @@ def rolling_volatility(x: np.ndarray, width: int = 10) -> np.ndarray:
     d = np.abs(np.diff(x, prepend=x[:1]))
     if x.size > 1:
         d[0] = d[1]
-    vol = pd.Series(d).rolling(width, center=True, min_periods=max(2, width // 2)).median()
-    return 1.4826 * vol.to_numpy()
+    return 1.4826 * ndimage.median_filter(d, size=width, mode="nearest")
 
 
 def flat_runs(x: np.ndarray, min_length: int = 5, tolerance: float = 0.0) -> list[tuple[int, int]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from anomamind.tools.context import Bounds, ToolArgumentError, ToolContext, robust_location_scale
 from anomamind.tools.evidence import describe_runs, flagged_points, num
@@ -37,6 +37,23 @@ def percentile_rank(x: np.ndarray, sorted_ref: np.ndarray) -> np.ndarray:
     return 100.0 * (lo + hi) / (2.0 * sorted_ref.size)
 
 
+def ks_two_sample(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Two-sample Kolmogorov-Smirnov statistic and asymptotic two-sided p-value.
+
+    The statistic equals ``scipy.stats.ks_2samp``'s; the p-value is the limiting
+    Kolmogorov distribution's (``scipy.stats.kstwobign.sf(sqrt(n*m/(n+m)) * D)``),
+    slightly smaller than scipy's finite-n approximation. Written out because
+    ``ks_2samp``'s per-call overhead (about 1 ms) dominates on 100-point windows.
+    """
+    a, b = np.sort(a), np.sort(b)
+    grid = np.concatenate((a, b))
+    cdf_a = np.searchsorted(a, grid, side="right") / a.size
+    cdf_b = np.searchsorted(b, grid, side="right") / b.size
+    d = float(np.abs(cdf_a - cdf_b).max())
+    en = a.size * b.size / (a.size + b.size)
+    return d, float(np.clip(special.kolmogorov(np.sqrt(en) * d), 0.0, 1.0))
+
+
 def _range_values(ctx: ToolContext, start: int | None, end: int | None) -> tuple[int, int, np.ndarray]:
     start, end = ctx.resolve_range(start, end)
     return start, end, ctx.values[start : end + 1]
@@ -59,7 +76,8 @@ def segment_statistics(ctx: ToolContext, *, start: int | None = None, end: int |
     ref_med, ref_scale = feats.value_location_scale
     ref_mean, ref_std = feats.value_mean_std
     imin, imax = int(np.argmin(x)), int(np.argmax(x))
-    slope = float(np.polyfit(np.arange(x.size), x, 1)[0]) if x.size > 1 else 0.0
+    t = np.arange(x.size) - (x.size - 1) / 2.0
+    slope = float((t * (x - x.mean())).sum() / (t * t).sum()) if x.size > 1 else 0.0
     q05, med, q95 = np.percentile(x, [5, 50, 95])
     shift = (med - ref_med) / ref_scale
     std_ratio = float(x.std()) / ref_std
@@ -190,7 +208,7 @@ def distribution_shift(
     With `split`, compares values[start..split-1] with values[split..end]. Without it,
     compares the range with the same number of points just before it (the baseline),
     or with the reference when nothing precedes the range. Output: KS statistic and
-    p-value, median shift in robust-sigma units of the baseline, and the std ratio.
+    p-value (asymptotic), median shift in robust-sigma units of the baseline, and the std ratio.
     A small p-value with a large shift means a level shift or a distribution change.
 
     Args:
@@ -217,7 +235,7 @@ def distribution_shift(
         after = values[start : end + 1]
     if after.size < 2:
         raise ToolArgumentError("the range needs at least two points for a distribution test")
-    result = stats.ks_2samp(before, after)
+    ks, p_value = ks_two_sample(before, after)
     med, scale = robust_location_scale(before)
     # a flat baseline has no spread: measure the shift against the series' noise instead
     scale = max(scale, ctx.features.noise_scale)
@@ -226,12 +244,12 @@ def distribution_shift(
     ratio = float(after.std()) / std_before if std_before > 0 else None
     return {
         "compared": compared,
-        "ks_statistic": num(result.statistic, 3),
-        "p_value": num(result.pvalue, 3),
+        "ks_statistic": num(ks, 3),
+        "p_value": num(p_value, 3),
         "median_shift_sigma": num(shift, 3),
         "std_ratio": num(ratio, 3),
         "summary": (
-            f"{compared}: KS {num(result.statistic, 3)} (p={num(result.pvalue, 2)}), "
+            f"{compared}: KS {num(ks, 3)} (p={num(p_value, 2)}), "
             f"median shift {num(shift, 3)} sigma, std ratio {num(ratio, 3)}"
         ),
     }
