@@ -46,7 +46,7 @@ def _windows_by_detector(per_series: pd.DataFrame) -> dict[str, str]:
                 continue
             if windows:
                 seen.add(str(windows))
-        out[str(detector)] = "; ".join(sorted(seen)) or "whole series (no windowing)"
+        out[str(detector)] = "; ".join(sorted(seen)) or "whole series at once"
     return out
 
 

@@ -11,19 +11,20 @@ own score (documented difference). No fit step: the method looks at the whole se
 from __future__ import annotations
 
 import numpy as np
+import scipy.fft
 
 from anomamind.eval.baselines.base import BaseDetector
 
 
 def lowpass_reconstruction(values: np.ndarray, n_coefficients: int) -> np.ndarray:
     """Inverse FFT keeping the zero frequency and the ``n_coefficients - 1`` lowest pairs."""
-    spectrum = np.fft.fft(values)
+    spectrum = scipy.fft.fft(values)
     k = max(min(n_coefficients, values.size), 1)
     if k == 1:
         spectrum[1:] = 0.0
     else:
         spectrum[k : values.size - (k - 1)] = 0.0
-    return np.real(np.fft.ifft(spectrum))
+    return np.real(scipy.fft.ifft(spectrum))
 
 
 def centred_mean(values: np.ndarray, half_width: int) -> np.ndarray:

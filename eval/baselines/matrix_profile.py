@@ -39,7 +39,7 @@ class MatrixProfileDetector(BaseDetector):
     """Discord score from a stumpy self-join, with PAA for very long series."""
 
     def __init__(
-        self, window: int | None = None, max_window: int = 200, max_points: int = 20000, sigmas: float = 3.0
+        self, window: int | None = None, max_window: int = 200, max_points: int = 10000, sigmas: float = 3.0
     ) -> None:
         super().__init__(sigmas)
         self.window = window

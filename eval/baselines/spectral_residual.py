@@ -10,6 +10,7 @@ No fit step: the transform is computed over the whole series.
 from __future__ import annotations
 
 import numpy as np
+import scipy.fft
 
 from anomamind.eval.baselines.base import BaseDetector
 
@@ -39,7 +40,7 @@ def extrapolate_tail(values: np.ndarray, extend_num: int = 5, look_ahead: int = 
 
 def saliency_map(values: np.ndarray, mag_window: int = 3) -> np.ndarray:
     """Magnitude of the inverse FFT of the spectral residual."""
-    spectrum = np.fft.fft(values)
+    spectrum = scipy.fft.fft(values)
     magnitude = np.abs(spectrum)
     tiny = magnitude <= _EPS
     magnitude[tiny] = _EPS
@@ -48,7 +49,7 @@ def saliency_map(values: np.ndarray, mag_window: int = 3) -> np.ndarray:
     residual = np.exp(log_magnitude - trailing_mean(log_magnitude, mag_window))
     spectrum = spectrum * residual / magnitude
     spectrum[tiny] = 0.0
-    return np.abs(np.fft.ifft(spectrum))
+    return np.abs(scipy.fft.ifft(spectrum))
 
 
 class SpectralResidualDetector(BaseDetector):
