@@ -85,18 +85,6 @@ def cache_stem(out_dir: Path, series: Series, detector: str, options: dict[str, 
     return out_dir / "cache" / _safe(detector) / name
 
 
-def vus_window(values: np.ndarray) -> int:
-    """TSB-AD's sliding window for VUS: the dominant period (``find_length_rank``)."""
-    from anomamind.eval import tsbad
-
-    finder = getattr(tsbad, "find_length_rank", None)
-    if finder is not None:
-        return int(finder(values, rank=1))
-    from anomamind.eval.baselines.period import dominant_period
-
-    return dominant_period(values)
-
-
 def score_prediction(series: Series, prediction: SeriesPrediction) -> dict[str, Any]:
     """Point P/R/F1 of the detector's decision and TSB-AD metrics of its scores."""
     from anomamind.eval import tsbad
@@ -109,7 +97,7 @@ def score_prediction(series: Series, prediction: SeriesPrediction) -> dict[str, 
             f"detector returned {pred.size} decisions and {scores.size} scores for a series of {labels.size} points"
         )
     precision, recall, f1 = point_prf(labels, pred)
-    window = vus_window(series.values)
+    window = tsbad.find_length_rank(series.values, rank=1)  # TSB-AD's sliding window for VUS
     from_scores = tsbad.get_metrics(scores, labels, sliding_window=window)
     from_pred = tsbad.get_metrics_pred(scores, labels, (pred != 0).astype(int), sliding_window=window)
     row: dict[str, Any] = {"precision": precision, "recall": recall, "f1": f1, "vus_window": window}

@@ -18,7 +18,6 @@ from anomamind.eval.baselines import (
     sigma_threshold,
 )
 from anomamind.eval.baselines.base import spread_window_scores
-from anomamind.eval.baselines.period import FALLBACK_PERIOD, dominant_period
 from anomamind.eval.registry import SeriesPrediction, create_detector
 from anomamind.types import DataError, Series
 
@@ -117,10 +116,11 @@ def test_bad_input_is_named() -> None:
         create_detector("sr", no_such_option=1)
 
 
-def test_dominant_period_and_window_spreading() -> None:
+def test_window_follows_the_period_and_scores_spread_over_covering_windows() -> None:
     t = np.arange(4000)
-    assert abs(dominant_period(np.sin(2 * np.pi * t / 48)) - 48) <= 1
-    assert dominant_period(np.ones(500)) == FALLBACK_PERIOD
+    periodic = np.sin(2 * np.pi * t / 48) + 0.01 * np.random.default_rng(0).normal(size=t.size)
+    assert abs(IForestDetector().fit(periodic).window_ - 48) <= 1
+    assert IForestDetector(window=7).fit(periodic).window_ == 7
     spread = spread_window_scores(np.array([0.0, 3.0, 0.0]), window=2, n=4)
     np.testing.assert_allclose(spread, [0.0, 1.5, 1.5, 0.0])
 

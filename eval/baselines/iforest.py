@@ -13,7 +13,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from sklearn.ensemble import IsolationForest
 
 from anomamind.eval.baselines.base import BaseDetector, spread_window_scores
-from anomamind.eval.baselines.period import dominant_period
+from anomamind.eval.tsbad import find_length_rank
 
 
 class IForestDetector(BaseDetector):
@@ -40,7 +40,7 @@ class IForestDetector(BaseDetector):
         self.forest_: IsolationForest | None = None
 
     def _window_for(self, X: np.ndarray) -> int:
-        w = self.window if self.window else min(dominant_period(X), self.max_window)
+        w = self.window if self.window else min(find_length_rank(X, rank=1), self.max_window)
         return int(max(1, min(w, X.size)))
 
     def _fit(self, X: np.ndarray) -> None:

@@ -2,8 +2,8 @@
 
 Each length-``window`` subsequence is scored by its z-normalised distance to its nearest
 non-trivial neighbour in the same series (self-join); a point's score is the mean score of
-the subsequences covering it. The window defaults to the dominant period (TSB-AD's rule).
-No fit step. A self-join costs O(n^2): series longer than ``max_points`` are first reduced
+the subsequences covering it. The window defaults to the dominant period (TSB-AD's
+``find_length_rank``). No fit step. A self-join costs O(n^2): series longer than ``max_points`` are first reduced
 by piecewise aggregate approximation (block means of ``ceil(n / max_points)`` points, the
 window shrunk by the same factor) and the scores are spread back to every point.
 """
@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from anomamind.eval.baselines.base import BaseDetector, spread_window_scores
-from anomamind.eval.baselines.period import dominant_period
+from anomamind.eval.tsbad import find_length_rank
 
 
 def _stumpy():
@@ -50,7 +50,7 @@ class MatrixProfileDetector(BaseDetector):
     def _score(self, X: np.ndarray) -> np.ndarray:
         stumpy = _stumpy()
         n = X.size
-        window = self.window or min(dominant_period(X), self.max_window)
+        window = self.window or min(find_length_rank(X, rank=1), self.max_window)
         factor = max(1, math.ceil(n / self.max_points))
         reduced = block_means(X, factor) if factor > 1 else X
         m = max(3, min(int(round(window / factor)), reduced.size // 4))
