@@ -39,8 +39,8 @@ FEATURE_DESCRIPTIONS: dict[str, str] = {
 SPIKE_SPAN = 5
 LEVEL_SPAN = 51
 MIN_PERIOD = 4
-MAX_PERIOD = 500
-PERIOD_SAMPLE = 5000
+MAX_PERIOD = 2000  # a day of 1-minute samples (1440) must fit
+PERIOD_SAMPLE = 12000
 MIN_PREFIX = 100
 
 
@@ -57,7 +57,9 @@ def robust_scale(values: np.ndarray) -> float:
 
 
 def estimate_period(values: np.ndarray, max_period: int = MAX_PERIOD) -> int:
-    """Dominant period from the autocorrelation's highest peak (>= 0.3); 0 when none."""
+    """Dominant period: the highest autocorrelation peak that stands out (height >= 0.2,
+    prominence >= 0.15, so the slow decay of a smooth series is not mistaken for a cycle);
+    0 when there is none."""
     x = np.asarray(values[:PERIOD_SAMPLE], dtype=float)
     if x.size < 3 * MIN_PERIOD:
         return 0
@@ -68,7 +70,7 @@ def estimate_period(values: np.ndarray, max_period: int = MAX_PERIOD) -> int:
     spectrum = np.fft.rfft(x, 2 * n)
     acf = np.fft.irfft(spectrum * np.conj(spectrum))[: min(max_period, n // 3) + 1]
     acf = acf / acf[0]
-    peaks, _ = signal.find_peaks(acf[MIN_PERIOD:], height=0.3)
+    peaks, _ = signal.find_peaks(acf[MIN_PERIOD:], height=0.2, prominence=0.15)
     if peaks.size == 0:
         return 0
     return int(peaks[np.argmax(acf[MIN_PERIOD:][peaks])] + MIN_PERIOD)
