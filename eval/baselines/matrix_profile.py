@@ -3,9 +3,10 @@
 Each length-``window`` subsequence is scored by its z-normalised distance to its nearest
 non-trivial neighbour in the same series (self-join); a point's score is the mean score of
 the subsequences covering it. The window defaults to the dominant period (TSB-AD's
-``find_length_rank``). No fit step. A self-join costs O(n^2): series longer than ``max_points`` are first reduced
-by piecewise aggregate approximation (block means of ``ceil(n / max_points)`` points, the
-window shrunk by the same factor) and the scores are spread back to every point.
+``find_length_rank``). No fit step. A self-join costs O(n^2): series longer than
+``max_points`` are first reduced by piecewise aggregate approximation (block means of
+``ceil(n / max_points)`` points, the window shrunk by the same factor) and the scores are
+spread back to every point.
 """
 
 from __future__ import annotations
