@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 #: Exit code for bad command-line input.
@@ -109,7 +110,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
         )
     except (UnknownDetectorError, DataError, ValueError) as err:
         return _fail(str(err))
-    print(open(f"{args.out}/table.md").read())
+    print(Path(args.out, "table.md").read_text())
     print(f"results in {args.out}/ (summary.csv, per_series.csv, table.md, plots/)")
     return 0
 
