@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
+import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--mode", choices=("and", "or"), default=None,
                        help="combination: 'and' removes the detector's false positives, 'or' adds missed anomalies")
     train.add_argument("--force", action="store_true", help="retrain datasets whose rule set already exists")
-    train.set_defaults(func=_train)
+    train.set_defaults(func=_reporting_errors(_train))
 
     bench = sub.add_parser("bench", help="benchmark rule sets against other detectors on each dataset's test series")
     bench.add_argument("--rules", required=True, help="folder with one trained rule set per dataset")
@@ -35,12 +37,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--out", required=True, help="benchmark runner output (and cache) folder")
     bench.add_argument("--table", default=None, help="also write the merged markdown table here")
     bench.add_argument("--workers", type=int, default=1)
-    bench.set_defaults(func=_bench)
+    bench.set_defaults(func=_reporting_errors(_bench))
 
     show = sub.add_parser("show", help="print a rule set: provenance, scores and each rule's code")
     show.add_argument("path", help="rule set folder or rule .py file")
-    show.set_defaults(func=_show)
+    show.set_defaults(func=_reporting_errors(_show))
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
+
+
+def _reporting_errors(command):
+    """Bad input (a missing folder, a bad config or manifest) is one line on stderr, exit 2."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        from anomamind.config import ConfigError
+        from anomamind.types import DataError
+
+        try:
+            return command(args)
+        except (DataError, ConfigError, FileNotFoundError, ValueError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+
+    return run
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -68,7 +87,6 @@ def _train(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     import shlex
-    import sys
     from pathlib import Path
 
     from anomamind.rules.bench import bench_rule_sets, render_table, split_note

@@ -115,6 +115,8 @@ def test_train_reports_a_bad_dataset_and_goes_on(tmp_path, capsys):
     code = main(["rules", "train", "--data", str(data), "--datasets", "SPIKY", "--out", str(tmp_path / "o")])
     assert code == 1
     assert "FAILED SPIKY" in capsys.readouterr().out
+    assert main(["rules", "show", str(tmp_path / "nothing")]) == 2
+    assert "no such rule set" in capsys.readouterr().err
 
 
 def test_split_spec_in_config_rejects_overlap():
