@@ -127,3 +127,18 @@ def test_static_check_finds_escape_hatches():
         assert expected in problems
     assert static_problems("def detect(values) return 1") == ["syntax error at line 1: expected ':'"]
     assert "no top-level function detect" in static_problems("x = 1\n")[0]
+
+
+def test_rules_may_use_the_project_tools_but_nothing_unloaded(persistent):
+    uses_tools = (
+        "import numpy as np\n"
+        "from anomamind.tools.features_statistical import robust_zscore\n"
+        "def detect(values):\n"
+        "    # the tool library's robust z-score\n"
+        "    return np.abs(robust_zscore(values)) > 3.0\n"
+    )
+    assert static_problems(uses_tools) == []
+    assert list(np.flatnonzero(persistent.run(uses_tools, VALUES, BOUNDS))) == [50, 300]
+    plotting = "import anomamind.tools.plotting\ndef detect(values):\n    return values > 0\n"
+    with pytest.raises(RuleRejected, match="not preloaded"):
+        persistent.run(plotting, VALUES, BOUNDS)
