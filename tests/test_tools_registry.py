@@ -201,3 +201,17 @@ def test_context_rejects_bad_series() -> None:
         ToolContext(np.ones(3), 2, 5)
     with pytest.raises(ValueError, match="empty"):
         ToolContext(np.ones(0), 0, 1)
+
+
+def test_tools_import_without_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import anomamind.tools.registry, anomamind.tools.plotting, anomamind.tools.knowledge\n"
+        "anomamind.tools.registry.default_registry()\n"
+        "heavy = [m for m in ('torch', 'transformers', 'trl', 'vllm') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -257,9 +257,14 @@ def seasonal_zscore(ctx: ToolContext, start: int, end: int, period: int | None) 
         ref = feats.reference[-SEASONAL_REFERENCE_CAP:]
         scale = feats.cached("trend_residual_scale", lambda: tail_scale(ref - rolling_median_trend(ref, width)))
         resid = values[lo:hi] - rolling_median_trend(values[lo:hi], width)
-    else:
+    elif ctx.causal:  # the trend may only use data up to the visible end: recompute locally
         profile, scale = _profile_and_scale(ctx, period)
         resid = seasonal_residual(values[lo:hi], period, profile, lo)
+    else:  # whole series readable: one trend per series, cached, then sliced
+        profile, scale = _profile_and_scale(ctx, period)
+        trend = ctx.features.cached(("trend", period), lambda: rolling_median_trend(ctx.values, period))
+        t = np.arange(start, end + 1)
+        return (values[t] - trend[t] - profile[t % period]) / max(scale, 1e-12)
     return resid[start - lo : end - lo + 1] / max(scale, 1e-12)
 
 

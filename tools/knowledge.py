@@ -133,6 +133,7 @@ class KnowledgeMemory:
         self._tools = tools
         if "generic" not in datasets:
             raise KnowledgeError("knowledge needs a generic entry (generic.yaml)")
+        self._selected: dict[tuple[str, str], DatasetKnowledge] = {}
         self._aliases: dict[str, str] = {}
         for key, entry in datasets.items():
             for alias in [entry["dataset"], *entry.get("aliases", [])]:
@@ -166,16 +167,17 @@ class KnowledgeMemory:
     def for_series(self, dataset: str | None, domain: str | None = None) -> DatasetKnowledge:
         """Knowledge for a series' ``dataset`` and ``domain`` fields (generic when unknown).
 
-        A known dataset gives its entry, with the note for ``domain`` when it has one; an
-        unknown dataset whose domain some entry lists as a ``domain_defaults`` falls back
-        to that entry; anything else gets the generic entry.
+        A known dataset (name or alias, any case) gives its entry, with the note for
+        ``domain`` when the entry has one; anything else gets the generic entry. Results
+        are cached and shared: treat them as read-only.
         """
+        cache_key = (_key(dataset or ""), _key(domain or ""))
+        if cache_key not in self._selected:
+            self._selected[cache_key] = self._select(dataset, domain)
+        return self._selected[cache_key]
+
+    def _select(self, dataset: str | None, domain: str | None) -> DatasetKnowledge:
         key = self._aliases.get(_key(dataset or ""))
-        if key is None and domain:
-            key = next(
-                (k for k, e in self._datasets.items() if _key(domain) in map(_key, e.get("domain_defaults", []))),
-                None,
-            )
         entry = self._datasets[key or "generic"]
         domains = {_key(k): (k, v) for k, v in (entry.get("domains") or {}).items()}
         domain_name, domain_note = domains.get(_key(domain or ""), (None, None))
@@ -238,7 +240,7 @@ def get_domain_knowledge(ctx: ToolContext) -> dict[str, Any]:
     from the development split (score name -> threshold). Unknown data get generic advice.
     """
     knowledge = default_memory().for_series(ctx.dataset, ctx.domain)
-    out = knowledge.to_dict()
+    out = knowledge.to_dict()  # a fresh copy: the cached entry stays untouched
     out["summary"] = (
         f"{knowledge.dataset}: {knowledge.description.split('.')[0]}. "
         f"Typical types: {', '.join(knowledge.typical_types)}."
