@@ -228,13 +228,16 @@ class HeuristicLocator:
     merge_gap: int = 2
     max_candidates: int = 3
     plot: bool = False
+    _plotter: WindowPlotter | None = field(default=None, init=False, repr=False)
 
     def locate(self, task: WindowTask) -> LocatorOutput:
         t0 = time.perf_counter()
         w = task.window
         messages: list[dict[str, Any]] = []
         if self.plot:
-            messages = [{"role": "user", "content": [_window_png_part(task)]}]
+            if self._plotter is None:
+                self._plotter = WindowPlotter()
+            messages = [{"role": "user", "content": [self._plotter.png_part(task)]}]
         if "localization" in task.disabled:
             step = Step("locator", messages, "localization disabled", info={"disabled": True})
             step.seconds = time.perf_counter() - t0
@@ -531,24 +534,33 @@ def _merge_runs(runs: list[tuple[int, int, float]], gap: int) -> list[tuple[int,
     return [(int(s), int(e), float(p)) for s, e, p in merged]
 
 
-def _window_png_part(task: WindowTask) -> dict[str, Any]:
-    """The window plotted as a base64 PNG image part (what a VLM locator is shown)."""
-    import matplotlib
+class WindowPlotter:
+    """Renders windows as small PNGs, reusing one figure (creating a matplotlib figure per
+    window would cost more than the whole rest of the workflow)."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def __init__(self) -> None:
+        import matplotlib
 
-    w = task.window
-    fig, ax = plt.subplots(figsize=(6, 2.2), dpi=80)
-    ax.plot(np.arange(w.start, w.end), w.values, lw=1)
-    ax.set_title(f"{task.series.name} [{w.start}, {w.end - 1}]", fontsize=8)
-    ax.tick_params(labelsize=7)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{data}"}}
+        matplotlib.use("Agg")
+        from matplotlib.figure import Figure
+
+        self.figure = Figure(figsize=(6, 2.2), dpi=80)
+        self.axes = self.figure.add_subplot()
+        (self.line,) = self.axes.plot([], [], lw=1)
+        self.axes.tick_params(labelsize=7)
+        self.figure.tight_layout()
+
+    def png_part(self, task: WindowTask) -> dict[str, Any]:
+        """The window as a base64 PNG image part (what a VLM locator is shown)."""
+        w = task.window
+        self.line.set_data(np.arange(w.start, w.end), w.values)
+        self.axes.relim()
+        self.axes.autoscale_view()
+        self.axes.set_title(f"{task.series.name} [{w.start}, {w.end - 1}]", fontsize=8)
+        buf = io.BytesIO()
+        self.figure.savefig(buf, format="png")
+        data = base64.b64encode(buf.getvalue()).decode("ascii")
+        return {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{data}"}}
 
 
 def make_heuristic_roles(
