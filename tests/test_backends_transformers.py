@@ -13,6 +13,7 @@ pytest.importorskip("transformers")
 from anomamind.agents.backends.base import BackendError  # noqa: E402
 from anomamind.agents.backends.messages import image_part, text_part  # noqa: E402
 from anomamind.agents.backends.transformers_local import TransformersBackend  # noqa: E402
+from anomamind.rl.tiny import CHAT_TEMPLATE as TINY_CHATML  # noqa: E402
 from anomamind.rl.tiny import build_tiny_qwen3, build_tokenizer  # noqa: E402
 
 #: A ChatML template that renders tool schemas, assistant tool calls and tool results the
@@ -133,6 +134,18 @@ def test_sampling_is_seeded_and_returns_n_samples(tiny_qwen3):
     again = backend.chat(messages, temperature=1.5, max_tokens=12, n=3, seed=11)
     assert len(first.samples) == 3 and first.samples == again.samples
     assert first.text == first.samples[0] or first.tool_calls
+
+
+def test_a_template_without_tool_support_is_warned_about(tiny_qwen3, caplog):
+    model, tokenizer = tiny_qwen3
+    backend = TransformersBackend(model, tokenizer=tokenizer, device="cpu")
+    tokenizer.chat_template = TINY_CHATML  # rl/tiny's template renders no tools
+    try:
+        with caplog.at_level("WARNING"):
+            backend.render_prompt([{"role": "user", "content": "x"}], TOOLS)
+    finally:
+        tokenizer.chat_template = HERMES_TEMPLATE
+    assert "ignores tool schemas" in caplog.text and "tool_mode: text" in caplog.text
 
 
 def test_text_model_refuses_images_with_a_clear_error(tiny_qwen3):

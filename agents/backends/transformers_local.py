@@ -12,12 +12,15 @@ batch. torch and transformers are imported here only, when a backend is created.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from typing import Any
 
 from .base import BackendError, BackendUnavailableError, ChatResponse, Message, UsageMeter
 from .messages import flatten_text_content, for_chat_template, has_images, parse_hermes_tool_calls
+
+log = logging.getLogger(__name__)
 
 
 def _offline() -> bool:
@@ -61,6 +64,7 @@ class TransformersBackend:
         self.enable_thinking = enable_thinking
         self.usage = UsageMeter()
         self._lock = threading.Lock()
+        self._warned_tools = False
         if isinstance(model, (str, os.PathLike)):
             self.model = str(model)
             self._model, self._tokenizer, self._processor = _load(
@@ -137,6 +141,9 @@ class TransformersBackend:
             prompt = renderer.apply_chat_template(templated, **kwargs)
         except Exception as err:  # jinja errors, missing template: say which model
             raise BackendError(f"{self.model}: chat template failed: {err}") from err
+        if tools and not self._warned_tools and tools[0].get("function", {}).get("name", "") not in prompt:
+            self._warned_tools = True
+            log.warning("%s: the chat template ignores tool schemas; use the actor's tool_mode: text", self.model)
         return prompt, images
 
     def _generate(
