@@ -278,3 +278,10 @@ def test_level_step_matches_a_loop() -> None:
     for t in range(60):
         expected = np.median(x[t : t + 5]) - np.median(x[t - 5 : t]) if 5 <= t <= 55 else np.nan
         np.testing.assert_allclose(step[t], expected)
+
+
+def test_hinge_break_on_a_perfect_line_reports_no_break() -> None:
+    for x in (np.full(50, 3.0), 2.0 * np.arange(50.0) + 1):
+        fit = features_global.hinge_break(x)
+        assert fit["p_value"] == 1.0 and fit["sse_reduction"] == 0.0
+        assert fit["slope_before"] == pytest.approx(fit["slope_after"])

@@ -215,3 +215,29 @@ def test_tools_import_without_torch() -> None:
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+EDGE_SERIES = {
+    "constant": (np.full(300, 5.0), 100, 200),
+    "tiny": (np.array([1.0, 2, 3, 2, 1, 2, 3, 2, 1, 9, 2, 3, 2, 1]), 0, 14),
+    "window at the start": (np.sin(np.arange(150) / 3.0), 0, 100),
+    "window at the end": (np.sin(np.arange(150) / 3.0), 100, 150),
+    "quantised counts": (np.random.default_rng(2).poisson(0.3, 2000).astype(float), 1900, 2000),
+    "one point window": (np.arange(50, dtype=float), 49, 50),
+    "huge values": (1e12 + np.random.default_rng(3).standard_normal(500), 200, 300),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EDGE_SERIES))
+def test_no_tool_crashes_on_edge_cases(case: str) -> None:
+    """Tools may refuse an edge case with a readable argument error, never crash inside."""
+    values, start, end = EDGE_SERIES[case]
+    registry = default_registry()
+    for causal in (False, True):
+        ctx = ToolContext(values, start, end, causal=causal)
+        for name in registry.names():
+            arguments = {"get_anomaly_type_definition": {"type_name": "other"}, "get_tool_semantics": {"tool_name": name}}
+            result = registry.call(ctx, ToolCall(name, arguments.get(name, {})))
+            assert result.ok or " failed: " not in result.error, f"{case}, causal={causal}: {result.error}"
+            if result.ok:
+                json.dumps(result.output, allow_nan=False)

@@ -174,15 +174,18 @@ def hinge_break(x: np.ndarray, min_segment: int = 5) -> dict[str, float] | None:
     sse_hinge = sse_line - hx * hx / hh
     slope_change = hx / hh
     best = int(np.argmin(sse_hinge))
-    sse = max(float(sse_hinge[best]), 1e-12 * max(sse_line, 1e-12))
-    f_stat = max(sse_line - sse, 0.0) / (sse / (n - 3))
+    if sse_line <= 1e-20 * n * max(1.0, float(np.mean(x * x))):  # a perfect line: nothing to break
+        slope = float(line[1])
+        return {"k": int(ks[best]), "slope_before": slope, "slope_after": slope, "f_statistic": 0.0, "p_value": 1.0, "sse_reduction": 0.0}
+    sse = min(max(float(sse_hinge[best]), 1e-12 * sse_line), sse_line)
+    f_stat = (sse_line - sse) / (sse / (n - 3))
     return {
         "k": int(ks[best]),
         "slope_before": float(line[1] - slope_change[best] * q1[best]),
         "slope_after": float(line[1] - slope_change[best] * q1[best] + slope_change[best]),
         "f_statistic": float(f_stat),
         "p_value": float(special.fdtrc(1, n - 3, f_stat)),
-        "sse_reduction": float(1 - sse / sse_line) if sse_line > 0 else 0.0,
+        "sse_reduction": float(1 - sse / sse_line),
     }
 
 
