@@ -96,6 +96,24 @@ def test_gives_up_after_max_retries_with_the_last_error():
     assert len(server.requests) == 3 and sleep.delays == [0.1, 0.2]
 
 
+def test_a_dead_endpoint_fails_fast_until_a_request_succeeds():
+    sleep = RecordingSleep()
+    down = FakeError(503)
+    script = [down] * 3 + [down] * 3 + [down] + ["back"] + [down, "again"]
+    with FakeChatServer(script) as server:
+        backend = OpenAICompatBackend("m", base_url=server.base_url, max_retries=2, backoff_s=0.1, fail_fast_after=2, sleep=sleep)
+        ask = [{"role": "user", "content": "q"}]
+        for _ in range(2):
+            with pytest.raises(BackendError, match="gave up after 3 attempts"):
+                backend.chat(ask)
+        with pytest.raises(BackendError, match="failed without retrying .*3 requests in a row failed"):
+            backend.chat(ask)
+        assert backend.chat(ask).text == "back"  # a single attempt that succeeds
+        assert backend.chat(ask).text == "again"  # retries are back after a success
+    assert len(server.requests) == 10
+    assert sleep.delays == [0.1, 0.2, 0.1, 0.2, 0.1]
+
+
 @pytest.mark.parametrize("status", [401, 403])
 def test_auth_errors_fail_at_once_naming_the_key_variable(status, monkeypatch):
     monkeypatch.delenv("MISSING_KEY_FOR_TEST", raising=False)

@@ -33,6 +33,7 @@ class BackendConfig:
     backoff_s: float = 1.0
     max_backoff_s: float = 60.0
     max_concurrency: int = 4
+    fail_fast_after: int = 2  # after this many requests in a row failed for good: one attempt each
     extra_body: dict[str, Any] = field(default_factory=dict)
     # transformers and vllm
     dtype: str = "auto"
@@ -78,6 +79,7 @@ def make_backend(config: BackendConfig | dict[str, Any]) -> ChatBackend:
             backoff_s=cfg.backoff_s,
             max_backoff_s=cfg.max_backoff_s,
             max_concurrency=cfg.max_concurrency,
+            fail_fast_after=cfg.fail_fast_after,
             extra_body=cfg.extra_body,
         )
     if cfg.kind == "transformers":

@@ -3,8 +3,11 @@
 The API key is read from the environment variable named in the config (never from a
 file). Transient failures (connection errors, timeouts, 429 and 5xx) are retried with
 exponential backoff, honouring ``Retry-After``; 401/403 fail at once with a message naming
-the key variable. A shared semaphore caps concurrent requests, so batch runs (``chat_many``
-or many threads sharing one client) never exceed the endpoint's limit.
+the key variable. After ``fail_fast_after`` requests in a row have failed for good, later
+requests get a single attempt until one succeeds, so a batch run against a dead endpoint
+records its failures quickly instead of backing off on every window. A shared semaphore
+caps concurrent requests, so batch runs (``chat_many`` or many threads sharing one client)
+never exceed the endpoint's limit.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class OpenAICompatBackend:
         backoff_s: float = 1.0,
         max_backoff_s: float = 60.0,
         max_concurrency: int = 4,
+        fail_fast_after: int = 2,
         extra_body: dict[str, Any] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -60,7 +64,10 @@ class OpenAICompatBackend:
         self.usage = UsageMeter()
         self._sleep = sleep
         self._slots = threading.BoundedSemaphore(max_concurrency)
+        self._state_lock = threading.Lock()
         self._local = threading.local()  # one requests.Session per thread
+        self.fail_fast_after = fail_fast_after
+        self._failures_in_a_row = 0  # requests that failed on retryable errors, all attempts used
 
     # -- public API -----------------------------------------------------------------------
 
@@ -132,8 +139,11 @@ class OpenAICompatBackend:
         return session
 
     def _post_with_retries(self, payload: dict[str, Any]) -> dict[str, Any]:
+        retries = self.max_retries
+        if self.fail_fast_after and self._failures_in_a_row >= self.fail_fast_after:
+            retries = 0  # the endpoint looks down: one attempt until something succeeds
         last_problem = ""
-        for attempt in range(self.max_retries + 1):
+        for attempt in range(retries + 1):
             retry_after: float | None = None
             try:
                 with self._slots:
@@ -144,6 +154,8 @@ class OpenAICompatBackend:
                 if resp.status_code in (401, 403):
                     raise BackendAuthError(self._auth_message(resp))
                 if resp.status_code == 200:
+                    with self._state_lock:
+                        self._failures_in_a_row = 0
                     try:
                         return resp.json()
                     except ValueError as err:
@@ -152,13 +164,20 @@ class OpenAICompatBackend:
                     raise BackendError(f"{self.url}: HTTP {resp.status_code}: {resp.text[:500]}")
                 last_problem = f"HTTP {resp.status_code}: {resp.text[:200]}"
                 retry_after = _retry_after_seconds(resp.headers.get("Retry-After"))
-            if attempt == self.max_retries:
+            if attempt == retries:
                 break
             delay = retry_after if retry_after is not None else self.backoff_s * (2**attempt)
             delay = min(delay, self.max_backoff_s)
-            log.warning("%s: %s; retry %d/%d in %.1fs", self.url, last_problem, attempt + 1, self.max_retries, delay)
+            log.warning("%s: %s; retry %d/%d in %.1fs", self.url, last_problem, attempt + 1, retries, delay)
             self._sleep(delay)
-        raise BackendError(f"{self.url}: gave up after {self.max_retries + 1} attempts; last: {last_problem}")
+        with self._state_lock:
+            self._failures_in_a_row += 1
+        if retries < self.max_retries:
+            raise BackendError(
+                f"{self.url}: failed without retrying (the endpoint looks down: "
+                f"{self._failures_in_a_row} requests in a row failed); last: {last_problem}"
+            )
+        raise BackendError(f"{self.url}: gave up after {retries + 1} attempts; last: {last_problem}")
 
     def _auth_message(self, resp: requests.Response) -> str:
         if not self.api_key_env:
