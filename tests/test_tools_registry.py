@@ -241,3 +241,29 @@ def test_no_tool_crashes_on_edge_cases(case: str) -> None:
             assert result.ok or " failed: " not in result.error, f"{case}, causal={causal}: {result.error}"
             if result.ok:
                 json.dumps(result.output, allow_nan=False)
+
+
+def test_task_tools_follow_the_workflow_convention() -> None:
+    from anomamind.envs.windowing import make_windows
+    from anomamind.tools.registry import TaskTools
+    from anomamind.types import Series
+
+    values = np.sin(np.arange(1000) / 5.0)
+    values[420] += 5
+    series = Series(values, name="s", dataset="YAHOO")
+    window = make_windows(series)[4]
+
+    class Task:  # the fields of agents.roles.WindowTask that TaskTools reads
+        def __init__(self, mode: str, disabled: tuple[str, ...] = ()) -> None:
+            self.series, self.window, self.preprocessing, self.disabled = series, window, {"mode": mode}, disabled
+
+    tools = TaskTools()
+    assert tools.schemas() == default_registry().schemas()
+    calls = [ToolCall("global_diff_zscore", {}, id="1"), ToolCall("segment_statistics", {"end": 900}, id="2")]
+    whole = tools.run_calls(calls, Task("whole-series"))
+    assert whole[0].ok and 420 in {p["index"] for p in whole[0].output["flagged"]["points"]}
+    assert whole[1].ok
+    causal = tools.run_calls(calls, Task("causal"))
+    assert causal[0].ok and "causal mode" in causal[1].error
+    ablated = tools.run_calls(calls, Task("whole-series", disabled=("feature_extraction", "evaluator")))
+    assert all("disabled" in r.error for r in ablated)

@@ -253,6 +253,13 @@ class ToolRegistry:
         """Run calls in order; each result carries its own timing and error."""
         return [self.call(ctx, c) for c in calls]
 
+    def with_disabled(self, groups: Iterable[str]) -> "ToolRegistry":
+        """A view of the same tools with ``groups`` switched off as well."""
+        view = ToolRegistry()
+        view._tools = self._tools
+        view.disabled_groups = self.disabled_groups | expand_groups(groups)
+        return view
+
     def _validated(self, call: ToolCall) -> tuple[RegisteredTool, dict[str, Any]]:
         if call.name not in self._tools:
             raise ToolArgumentError(f"unknown tool; available tools: {', '.join(self.names())}")
@@ -278,6 +285,29 @@ class ToolRegistry:
         if missing:
             raise ToolArgumentError(f"missing required argument(s) {', '.join(missing)}")
         return tool, {k: _coerce(tool.params[k], v) for k, v in arguments.items()}
+
+
+class TaskTools:
+    """The registry in the workflow's calling convention (envs/workflow.py, agents/):
+    ``schemas()`` and ``run_calls(calls, task)``.
+
+    ``task`` is an ``agents.roles.WindowTask`` (read by duck typing: ``series``,
+    ``window``, ``preprocessing["mode"]`` ("causal" makes the context causal) and
+    ``disabled``, whose tool groups are refused on top of the registry's own).
+    """
+
+    def __init__(self, registry: ToolRegistry | None = None) -> None:
+        self.registry = registry or default_registry()
+
+    def schemas(self) -> list[dict[str, Any]]:
+        return self.registry.schemas()
+
+    def run_calls(self, calls: Iterable[ToolCall], task: Any) -> list[ToolResult]:
+        causal = (getattr(task, "preprocessing", None) or {}).get("mode") == "causal"
+        ctx = ToolContext.for_window(task.series, task.window, causal=causal)
+        disabled = [g for g in getattr(task, "disabled", ()) if g in GROUP_ALIASES]
+        registry = self.registry.with_disabled(disabled) if disabled else self.registry
+        return registry.run_calls(ctx, calls)
 
 
 _DEFAULT: ToolRegistry | None = None
