@@ -345,11 +345,14 @@ def _step(role: str, messages: list[dict[str, Any]], response: ChatResponse, sec
 def _window_text(task: WindowTask) -> str:
     w, s = task.window, task.series
     values = ",".join(json.dumps(compact(float(v))) for v in w.values)
-    return (
+    text = (
         f"Series: {s.name} (dataset {s.dataset}, domain {s.domain})\n"
         f"Window: indices {w.start}..{w.end - 1} ({len(w)} points)\n"
         f"Values from index {w.start}: [{values}]"
     )
+    if task.disabled:  # ablations: tell the model, so it does not plan around missing inputs
+        text += f"\nSwitched off in this run: {', '.join(task.disabled)}"
+    return text
 
 
 def _knowledge_text(task: WindowTask) -> str:

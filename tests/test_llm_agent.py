@@ -227,6 +227,31 @@ def test_backend_failure_fails_the_window_but_not_the_run(tmp_path):
     assert "HTTP 500" in outcome.trajectories[0].detection.parse_error
 
 
+def test_ablations_reach_the_prompts(tmp_path):
+    def quiet(body):
+        role = role_of(body)
+        return {
+            "planner": "<Plan>use raw_value_outliers with threshold 5</Plan>",
+            "actor": "nothing to call",
+            "detector": "<think>none</think>[]",
+            "evaluator": '{"issues": [], "suggestions": [], "needs_refinement": false, "quality_metrics": {}}',
+        }[role]
+
+    with FakeChatServer(quiet) as server:
+        agent = make_llm_agent(
+            config=write_config(tmp_path, server.base_url), window=300,
+            disable=["localization", "knowledge_memory", "feature_extraction"],
+        )
+        (traj,) = agent.run(spike_series()).trajectories
+    assert [role_of(b) for b in server.requests] == ["planner", "actor", "detector", "evaluator"]  # no locator call
+    assert traj.steps[0].info == {"disabled": True}
+    planner_prompt = server.requests[0]["messages"][1]["content"]
+    assert "Switched off in this run: localization, knowledge_memory, feature_extraction" in planner_prompt
+    assert "not available (localization switched off)" in planner_prompt
+    assert "Domain knowledge: not available (knowledge memory switched off)" in planner_prompt
+    assert "Switched off in this run" in server.requests[1]["messages"][1]["content"]
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [
