@@ -134,6 +134,8 @@ def test_sampling_is_seeded_and_returns_n_samples(tiny_qwen3):
     again = backend.chat(messages, temperature=1.5, max_tokens=12, n=3, seed=11)
     assert len(first.samples) == 3 and first.samples == again.samples
     assert first.text == first.samples[0] or first.tool_calls
+    greedy = backend.chat(messages, max_tokens=12, n=2)
+    assert len(greedy.samples) == 2 and greedy.samples[0] == greedy.samples[1]
 
 
 def test_a_template_without_tool_support_is_warned_about(tiny_qwen3, caplog):

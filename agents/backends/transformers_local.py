@@ -167,10 +167,11 @@ class TransformersBackend:
             inputs = self._tokenizer(prompts, padding=True, return_tensors="pt", add_special_tokens=False)
         inputs = inputs.to(self.device)
         sample = temperature > 0
+        returns = n if sample else 1  # greedy decoding: the n samples would be identical
         gen_kwargs: dict[str, Any] = {
             "max_new_tokens": max_tokens,
             "do_sample": sample,
-            "num_return_sequences": n,
+            "num_return_sequences": returns,
             "pad_token_id": self._tokenizer.pad_token_id,
             "eos_token_id": sorted(self._stop_ids),
         }
@@ -188,13 +189,14 @@ class TransformersBackend:
         responses = []
         for i in range(len(batch)):
             samples, completion_tokens, finish = [], 0, None
-            for j in range(n):
-                ids = output[i * n + j, prompt_len:].tolist()
+            for j in range(returns):
+                ids = output[i * returns + j, prompt_len:].tolist()
                 ids, stopped = self._cut_at_stop(ids)
                 completion_tokens += len(ids) + (1 if stopped else 0)
                 samples.append(self._tokenizer.decode(ids, skip_special_tokens=False).strip())
                 if j == 0:
                     finish = "stop" if stopped else "length"
+            samples *= n // returns  # usage counts the tokens generated, once
             text, calls = parse_hermes_tool_calls(samples[0])
             usage = {"prompt_tokens": int(prompt_counts[i]), "completion_tokens": completion_tokens}
             self.usage.add(usage)
