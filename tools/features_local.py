@@ -213,9 +213,9 @@ def spikes_and_dips(
     spikes = flagged_points(start + up, score[up], x[up])
     dips = flagged_points(start + down, score[down], x[down])
     parts = []
-    for name, ev in (("spikes", spikes), ("dips", dips)):
+    for name, ev in (("spike", spikes), ("dip", dips)):
         if ev["count"]:
-            parts.append(f"{ev['count']} {name} points at {describe_runs(ev['runs'])}")
+            parts.append(f"{ev['count']} {name} point(s) at {describe_runs(ev['runs'])}")
     return {
         "range": [start, end],
         "threshold": threshold,
