@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable
 
+from anomamind.paths import PROMPT_DIR
 from anomamind.types import ANOMALY_TYPES
 
 #: Special tokens, in id order after the byte alphabet's merges are learned.
@@ -45,6 +46,24 @@ def default_corpus() -> list[str]:
         "tool args output error statistics residual score threshold peak system user assistant"
     )
     corpus = [words, " ".join(ANOMALY_TYPES)]
+    prompt_file = PROMPT_DIR / "detector.md"
+    if prompt_file.is_file():  # the detector's system prompt: most of every prompt
+        corpus += [prompt_file.read_text()] * 20
+    for feature in ("spike", "jump", "level", "seasonal", "global"):
+        corpus += [
+            f'{{"args":{{"feature":"{feature}","low":3.6,"threshold":6}},"output":{{"direction":"up",'
+            f'"feature":"{feature}","max_at":1508,"max_z":1.507,"runs":[]}},"tool":"feature_runs"}}'
+        ] * 10
+    corpus += [
+        'Series-level statistics: {"mode":"whole-series","statistics":"whole series"}\n'
+        "Localisation: no salient region; the window looks regular\nCandidate intervals: []\n"
+        "Plan: Check spike, jump, level, seasonal, global deviations with thresholds from "
+        "knowledge memory (Unknown data: no dataset-specific knowledge; typical types: "
+        'Thresholds: {"candidate_relief":0.8,"confidence_2":1.5,"confidence_3":2.5,'
+        '"global":6,"hysteresis":0.6,"jump":8,"level":6,"merge_gap":3,"outside_strength":1}\n'
+        "Tool results (one JSON line per call):\nNo feature exceeds its threshold in this "
+        "window; it is normal. region(s) exceed the planned thresholds: SYNTHETIC Synthetic"
+    ] * 10
     for k in range(200):
         start = 100 * k
         corpus.append(
@@ -59,7 +78,7 @@ def default_corpus() -> list[str]:
 
 
 def build_tokenizer(
-    vocab_size: int = 512,
+    vocab_size: int = 1024,
     corpus: Iterable[str] | None = None,
     out_dir: str | Path | None = None,
     model_max_length: int = 4096,

@@ -1,0 +1,207 @@
+"""Training data for the detector: one row per window, the upstream stages run once.
+
+``anomamind prepare`` loads series (envs/datasets.resolve_data), runs the workflow's
+upstream stages (locate -> plan -> act; heuristic roles by default, LLM roles with an LLM
+agent config) once per selected window through the on-disk upstream cache (so an
+interrupted run resumes without recomputing, and GRPO sees identical prompts), and stores
+a Hugging Face ``DatasetDict`` (``train`` / ``validation``) with these columns:
+
+- ``prompt``: the detector's chat messages (agents/detector_prompt.py), what GRPO samples;
+- ``series``, ``dataset``, ``window_start``, ``window_end`` (``[start, end)``), ``labels``
+  (0/1 per window point), ``has_anomaly``;
+- ``evidence``: the ranges the tools flagged (JSON), read by the rule_matching reward;
+- ``heuristic_answer``: the heuristic detector's answer for the window, the SFT target.
+
+Windows: every window with an anomaly is kept, plus ``normal_ratio`` normal windows per
+anomalous one, drawn with the seed from the same series. The split is by series (per
+dataset, ``val_fraction`` of its series go to validation), never windows of one series on
+both sides. A window whose upstream fails is recorded in the summary and skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from anomamind.types import DataError, Series
+
+log = logging.getLogger(__name__)
+
+#: Columns of a prepared split, in order.
+COLUMNS: tuple[str, ...] = (
+    "prompt", "series", "dataset", "window_start", "window_end", "labels", "has_anomaly",
+    "evidence", "heuristic_answer",
+)
+
+
+@dataclass
+class PrepareConfig:
+    """What ``anomamind prepare`` does; see the module docstring.
+
+    ``agents`` is a heuristic agent config (configs/agents/heuristic.yaml, the default) or
+    ``llm:PATH`` for LLM upstream roles (configs/agents/llm*.yaml). ``limit`` keeps the
+    first K series of each dataset; ``max_windows_per_series`` caps the anomalous windows
+    kept per series (normal ones follow ``normal_ratio``).
+    """
+
+    data: str
+    out: str
+    datasets: list[str] | None = None
+    agents: str | None = None
+    normal_ratio: float = 1.0
+    val_fraction: float = 0.2
+    limit: int | None = None
+    max_windows_per_series: int | None = None
+    window: int | None = None
+    stride: int | None = None
+    seed: int = 0
+    cache_dir: str | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.normal_ratio < 0:
+            raise ValueError(f"--normal-ratio must be >= 0 (got {self.normal_ratio})")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"--val-fraction must be in [0, 1) (got {self.val_fraction})")
+
+
+def split_series_names(series: list[Series], val_fraction: float, seed: int) -> tuple[set[str], set[str]]:
+    """Series names for train and validation, per dataset (each dataset with at least two
+    series gives at least one to validation when ``val_fraction > 0``)."""
+    rng = np.random.default_rng(seed)
+    train, val = set(), set()
+    by_dataset: dict[str, list[str]] = {}
+    for s in series:
+        by_dataset.setdefault(s.dataset, []).append(s.name)
+    for dataset in sorted(by_dataset):
+        names = sorted(set(by_dataset[dataset]))
+        rng.shuffle(names)
+        n_val = int(round(val_fraction * len(names)))
+        if val_fraction > 0 and len(names) >= 2:
+            n_val = min(max(n_val, 1), len(names) - 1)
+        else:
+            n_val = 0
+        val.update(names[:n_val])
+        train.update(names[n_val:])
+    return train, val
+
+
+def select_windows(tasks: list[Any], normal_ratio: float, max_anomalous: int | None, rng: np.random.Generator) -> list[Any]:
+    """Anomalous windows (at most ``max_anomalous``) plus ``normal_ratio`` normal windows per
+    anomalous one (at least one normal window when the series has anomalies and the ratio is
+    positive), in window order."""
+    anomalous = [t for t in tasks if t.window.has_anomalies]
+    normal = [t for t in tasks if not t.window.has_anomalies]
+    if max_anomalous is not None and len(anomalous) > max_anomalous:
+        anomalous = [anomalous[i] for i in sorted(rng.choice(len(anomalous), max_anomalous, replace=False))]
+    n_normal = min(len(normal), math.ceil(normal_ratio * max(len(anomalous), 1)) if normal_ratio > 0 else 0)
+    picked = [normal[i] for i in sorted(rng.choice(len(normal), n_normal, replace=False))] if n_normal else []
+    return sorted(anomalous + picked, key=lambda t: t.window.start)
+
+
+def _make_agent(cfg: PrepareConfig):
+    from anomamind.envs.detectors import make_heuristic_agent, make_llm_agent
+
+    geometry = {"window": cfg.window, "stride": cfg.stride}
+    if cfg.agents and cfg.agents.startswith("llm:"):
+        return make_llm_agent(config=cfg.agents[4:], evaluator=False, **geometry)
+    return make_heuristic_agent(config=cfg.agents, evaluator=False, **geometry)
+
+
+def _row(task: Any, workflow: Any, teacher: Any) -> dict[str, Any]:
+    from anomamind.envs.env import evidence_candidates
+
+    messages = workflow.detector_messages(task)
+    try:
+        answer, _ = teacher.detect(task, messages)
+    except Exception as err:  # LLM upstream evidence the heuristic cannot read
+        log.warning("%s: no heuristic answer (%s)", task.task_id, err)
+        answer = ""
+    w = task.window
+    return {
+        "prompt": messages,
+        "series": task.series.name,
+        "dataset": task.series.dataset,
+        "window_start": int(w.start),
+        "window_end": int(w.end),
+        "labels": [int(v) for v in w.labels],
+        "has_anomaly": bool(w.has_anomalies),
+        "evidence": evidence_candidates(task),
+        "heuristic_answer": answer,
+    }
+
+
+def prepare_dataset(cfg: PrepareConfig) -> dict[str, Any]:
+    """Build and save the prepared dataset; returns the summary (also OUT/summary.json)."""
+    from datasets import Dataset, DatasetDict
+    from tqdm.auto import tqdm
+
+    from anomamind.agents.heuristic import HeuristicDetector
+    from anomamind.envs.cache import UpstreamCache
+    from anomamind.envs.datasets import resolve_data
+
+    out = Path(cfg.out)
+    loaded = resolve_data(cfg.data, datasets=cfg.datasets, limit=cfg.limit, seed=cfg.seed)
+    series = [s for s in loaded.series if s.labels is not None]
+    if not series:
+        raise DataError(f"{cfg.data}: no labelled series to prepare (training needs labels)")
+    agent = _make_agent(cfg)
+    workflow = agent.workflow
+    cache = UpstreamCache(cfg.cache_dir or out / "upstream_cache", agent.role_config)
+    teacher = HeuristicDetector()
+    train_names, val_names = split_series_names(series, cfg.val_fraction, cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    rows: dict[str, list[dict[str, Any]]] = {"train": [], "validation": []}
+    failures: list[dict[str, str]] = [{"source": p, "error": e} for p, e in loaded.failures]
+    tasks = []
+    for s in sorted(series, key=lambda s: (s.dataset, s.name)):
+        tasks += select_windows(workflow.tasks(s), cfg.normal_ratio, cfg.max_windows_per_series, rng)
+    for task in tqdm(tasks, desc="prepare", unit="win", disable=not cfg.progress):
+        try:
+            upstream = cache.load(task)
+            if upstream is None:
+                upstream = workflow.upstream(task)
+                cache.store(task, upstream)
+            task.upstream.update(upstream)
+            row = _row(task, workflow, teacher)
+        except Exception as err:  # one bad window must not stop the batch
+            failures.append({"source": task.task_id, "error": f"{type(err).__name__}: {err}"})
+            log.debug(traceback.format_exc())
+            continue
+        finally:
+            task.upstream.clear()
+        rows["validation" if task.series.name in val_names else "train"].append(row)
+    if not rows["train"]:
+        raise DataError(f"{cfg.data}: no training window could be prepared ({len(failures)} failures)")
+    train = Dataset.from_list(rows["train"])
+    splits = DatasetDict(
+        train=train, validation=Dataset.from_list(rows["validation"], features=train.features)
+    )
+    splits.save_to_disk(str(out))
+    summary = {
+        "data": cfg.data,
+        "datasets": sorted({s.dataset for s in series}),
+        "agents": cfg.agents or "heuristic (configs/agents/heuristic.yaml)",
+        "normal_ratio": cfg.normal_ratio,
+        "val_fraction": cfg.val_fraction,
+        "seed": cfg.seed,
+        "splits": {
+            name: {
+                "windows": len(r),
+                "anomalous_windows": sum(x["has_anomaly"] for x in r),
+                "series": sorted({x["series"] for x in r}),
+            }
+            for name, r in rows.items()
+        },
+        "upstream_cache": {"dir": str(cache.root), "hits": cache.hits, "misses": cache.misses},
+        "failures": failures,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
