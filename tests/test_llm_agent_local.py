@@ -12,7 +12,7 @@ pytest.importorskip("transformers")
 
 import yaml  # noqa: E402
 from fake_chat_server import FakeChatServer  # noqa: E402
-from test_llm_agent import SPIKE_AT, ScriptedAgent, spike_series  # noqa: E402
+from test_llm_agent import ScriptedAgent, spike_series  # noqa: E402
 
 from anomamind.agents.backends.factory import make_backend  # noqa: E402
 from anomamind.agents.backends.transformers_local import TransformersBackend  # noqa: E402
