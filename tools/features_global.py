@@ -67,12 +67,18 @@ def rolling_median_trend(x: np.ndarray, period: int) -> np.ndarray:
 
 
 def seasonal_profile(x: np.ndarray, period: int, offset: int = 0) -> np.ndarray:
-    """Median of the detrended ``x`` at each phase ``(offset + t) % period``; length ``period``."""
+    """Median of the detrended ``x`` at each phase ``(offset + t) % period``; length ``period``.
+
+    With at least 3 complete cycles only complete cycles are used (a plain median, much
+    faster than a NaN-aware one over the padded partial cycles at both ends).
+    """
     detrended = np.asarray(x, dtype=np.float64) - rolling_median_trend(x, period)
     phase_start = offset % period
     padded = np.full(phase_start + detrended.size + (-(phase_start + detrended.size)) % period, np.nan)
     padded[phase_start : phase_start + detrended.size] = detrended
-    profile = np.nanmedian(padded.reshape(-1, period), axis=0)
+    cycles = padded.reshape(-1, period)
+    complete = cycles[1:-1] if cycles.shape[0] >= 5 else None  # only the ends are padded
+    profile = np.median(complete, axis=0) if complete is not None else np.nanmedian(cycles, axis=0)
     return np.nan_to_num(profile - np.nanmedian(profile))
 
 

@@ -51,7 +51,7 @@ def sliding_median(x: np.ndarray, width: int) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     if x.size < width:
         return np.zeros(0)
-    if x.size * width <= 200_000:
+    if x.size * width <= 20_000:
         return np.median(np.lib.stride_tricks.sliding_window_view(x, width), axis=1)
     return pd.Series(x).rolling(width).median().to_numpy()[width - 1 :]
 
