@@ -1,0 +1,16 @@
+"""Rule tods-040: flags a point when ALL conditions below hold (proposed by the offline search)."""
+
+import numpy as np
+
+from anomamind.rules import features as F
+
+
+def detect(values: np.ndarray) -> np.ndarray:
+    """0/1 per point of one window of the series."""
+    flagged = np.ones(values.size, dtype=bool)
+
+    # local_z: distance from the running median of the 11 surrounding points (contextual outlier).
+    local_z = np.abs(F.local_deviation(values, 11))
+    # Condition: local_z above 2.51 at the point itself.
+    flagged &= local_z > 2.51
+    return flagged.astype(np.int8)
