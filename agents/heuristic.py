@@ -64,7 +64,9 @@ class DetectionSettings:
     multiplies the thresholds inside locator candidates in the actor's second round;
     ``outside_strength`` is the evidence strength (peak z / threshold) a finding needs when
     localization is on and it lies outside every candidate (the locator's prior that
-    nothing there looks abnormal).
+    nothing there looks abnormal). ``max_fraction``: the evaluator questions intervals
+    longer than this fraction of the window unless their evidence is strong (datasets with
+    long anomalies set it higher).
     ``confidence_levels`` are the evidence strengths (peak z / threshold) for confidence 2
     and 3.
     """
@@ -76,6 +78,7 @@ class DetectionSettings:
     merge_gap: int = 3
     candidate_relief: float = 0.8
     outside_strength: float = 1.0
+    max_fraction: float = 0.5
     confidence_levels: tuple[float, float] = (1.5, 2.5)
     description: str = ""
 
@@ -297,6 +300,7 @@ class HeuristicPlanner:
             merge_gap=settings.merge_gap,
             candidate_relief=settings.candidate_relief,
             outside_strength=settings.outside_strength,
+            max_fraction=settings.max_fraction,
             confidence_2=settings.confidence_levels[0],
             confidence_3=settings.confidence_levels[1],
         )
@@ -477,11 +481,10 @@ def runs_above_from_runs(runs: list[list[float]], threshold: float) -> list[tupl
 
 @dataclass
 class HeuristicEvaluator:
-    """Flags intervals that are unsupported by any tool run, that span more than
+    """Flags intervals that are unsupported by any tool run, that span more than the plan's
     ``max_fraction`` of the window with only moderate evidence, or that are the weakest of
     more than ``max_intervals`` intervals; asks for one refinement when any is flagged."""
 
-    max_fraction: float = 0.5
     max_intervals: int = 4
 
     def evaluate(self, task: WindowTask, plan: PlanOutput, evidence: Evidence, detection: Detection) -> EvaluatorOutput:
@@ -498,11 +501,12 @@ class HeuristicEvaluator:
         ]
         window_len = len(task.window)
         strong = plan.thresholds.get("confidence_3", 2.5)
+        max_fraction = float(plan.thresholds.get("max_fraction", 0.5))
         for iv in detection.intervals:
             if not any(s <= iv.end and e >= iv.start for s, e in runs):
                 issues.append(f"[{iv.start}, {iv.end}] is not supported by any tool result")
                 flagged.append([iv.start, iv.end, "unsupported"])
-            elif iv.length > self.max_fraction * window_len and iv.confidence < 3:
+            elif iv.length > max_fraction * window_len and iv.confidence < 3:
                 issues.append(f"[{iv.start}, {iv.end}] covers {iv.length}/{window_len} points without strong evidence")
                 flagged.append([iv.start, iv.end, "too long"])
         if len(detection.intervals) > self.max_intervals:
