@@ -22,9 +22,10 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
+from scipy.special import ndtri
 
 from anomamind.types import Series, Window
 
@@ -167,8 +168,6 @@ def tail_scale(x: np.ndarray, quantile: float = 0.99) -> float:
     ``quantile(|x - median|) / z(quantile)``, so that about ``1 - quantile`` of ``x``
     exceeds the Gaussian z of that quantile (2.58 for 0.99) when tails are heavy.
     """
-    from scipy.special import ndtri
-
     med, scale = robust_location_scale(x)
     if np.asarray(x).size == 0:
         return scale
@@ -179,8 +178,8 @@ def tail_scale(x: np.ndarray, quantile: float = 0.99) -> float:
 class SeriesFeatures:
     """Reference statistics of one series, computed lazily and once.
 
-    Everything is computed on ``values[:reference_end]``; per-period results are cached by
-    period. Built through :func:`series_features` so that contexts share one bundle.
+    Everything is computed on ``values[:reference_end]``; statistics that depend on a
+    parameter (period, width) are memoised per parameter with :meth:`cached`. Built through :func:`series_features` so that contexts share one bundle.
     """
 
     #: At most this many trailing reference points feed period and seasonal estimates.
@@ -190,7 +189,7 @@ class SeriesFeatures:
         self.values = values
         self.reference_end = reference_end
         self.reference = values[:reference_end]
-        self._period_cache: dict[Any, Any] = {}
+        self._cache: dict[Any, Any] = {}
 
     @cached_property
     def value_location_scale(self) -> tuple[float, float]:
@@ -212,22 +211,21 @@ class SeriesFeatures:
         but grows for quantised or bursty KPIs whose steps are mostly 0, where a MAD-based
         z-score would call every ordinary step an outlier.
         """
-        key = ("diff", order)
-        if key not in self._period_cache:
+
+        def compute() -> tuple[float, float]:
             d = np.diff(self.reference, n=order)
-            self._period_cache[key] = (robust_location_scale(d)[0], tail_scale(d)) if d.size else (0.0, 1.0)
-        return self._period_cache[key]
+            return (robust_location_scale(d)[0], tail_scale(d)) if d.size else (0.0, 1.0)
+
+        return self.cached(("diff", order), compute)
 
     def diff_mean_std(self, order: int = 1) -> tuple[float, float]:
-        key = ("diff_mean_std", order)
-        if key not in self._period_cache:
+        """Mean and standard deviation of the reference's differences."""
+
+        def compute() -> tuple[float, float]:
             d = np.diff(self.reference, n=order)
-            if d.size == 0:
-                self._period_cache[key] = (0.0, 1.0)
-            else:
-                std = float(d.std())
-                self._period_cache[key] = (float(d.mean()), std if std > 0 else 1e-9)
-        return self._period_cache[key]
+            return (float(d.mean()), float(d.std()) or 1e-9) if d.size else (0.0, 1.0)
+
+        return self.cached(("diff_mean_std", order), compute)
 
     @cached_property
     def noise_scale(self) -> float:
@@ -241,11 +239,11 @@ class SeriesFeatures:
 
         return estimate_period(self.reference[-self.SEASONAL_REFERENCE_CAP :])
 
-    def cached(self, key: Any, compute: Any) -> Any:
-        """Memoise ``compute()`` under ``key`` for this bundle (per-period statistics)."""
-        if key not in self._period_cache:
-            self._period_cache[key] = compute()
-        return self._period_cache[key]
+    def cached(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """Memoise ``compute()`` under ``key`` for this bundle (per-period or per-width statistics)."""
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
 
 
 #: Bundles of the most recently used series (each holds its array, so ids cannot be reused).
