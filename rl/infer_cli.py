@@ -33,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from anomamind.agents.backends.base import BackendError
     from anomamind.agents.backends.factory import make_backend
     from anomamind.config import ConfigError
     from anomamind.rl.batch_infer import InferenceSettings, load_prepared_rows, run_batch_inference
@@ -50,6 +51,11 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     settings = InferenceSettings(batch_size=args.batch_size, max_tokens=args.max_tokens,
                                  temperature=args.temperature, limit=args.limit)
-    summary = run_batch_inference(backend, rows, args.out, settings)
+    try:
+        summary = run_batch_inference(backend, rows, args.out, settings)
+    except BackendError as err:
+        print(f"error: the detector backend failed: {err}\nanswers received so far are kept in "
+              f"{args.out}/detections.jsonl; rerun the same command to resume", file=sys.stderr)
+        return 1
     print(json.dumps(summary, indent=1))
     return 0

@@ -6,7 +6,9 @@ each variant is a (deep) override of the base. Two kinds of variant exist:
 - ``inference``: runs the benchmark runner (eval/bench.py) with one detector and its
   options (e.g. the heuristic agent with ``disable: [feature_extraction]``);
 - ``train``: trains a detector with the training entry point (rl/train.py) using the
-  variant's overrides, then benchmarks the resulting checkpoint (``checkpoint:DIR``).
+  variant's overrides, then benchmarks the resulting checkpoint (``checkpoint:DIR``). An
+  optional ``prepare`` section (fields of rl/prepare.PrepareConfig) builds the training
+  windows once per sweep and points the training config's ``data.path`` at them.
 
 Every variant gets its own directory holding its resolved config and results; a variant
 whose ``result.json`` exists is skipped on a rerun; a failing variant is recorded in the
@@ -16,6 +18,7 @@ table with its error and the sweep goes on.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 import time
@@ -140,14 +143,28 @@ def _run_inference(settings: dict[str, Any], out_dir: Path, detector: str) -> "A
     )
 
 
+def _prepared_data(prepare: dict[str, Any], root: Path) -> Path:
+    """Prepare the training windows once per distinct ``prepare`` section; reruns reuse them."""
+    from anomamind.rl.prepare import PrepareConfig, prepare_dataset
+
+    key = hashlib.sha256(json.dumps(prepare, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    path = root / "prepared" / key
+    if not (path / "dataset_dict.json").is_file():
+        prepare_dataset(PrepareConfig(**{"progress": False, **prepare, "out": str(path)}))
+    return path
+
+
 def _run_training(settings: dict[str, Any], out_dir: Path) -> tuple[str, dict[str, Any]]:
     from anomamind.rl.train import train_from_config
 
     train = settings.get("train") or {}
     if "config" not in train:
         raise ConfigError("a train variant needs train.config (a configs/train/*.yaml file)")
+    overrides = list(train.get("overrides") or [])
+    if settings.get("prepare"):
+        overrides.append(f"data.path={_prepared_data(settings['prepare'], out_dir.parent)}")
     train_dir = out_dir / "train"
-    metrics = train_from_config(train["config"], overrides=list(train.get("overrides") or []), output_dir=str(train_dir))
+    metrics = train_from_config(train["config"], overrides=overrides, output_dir=str(train_dir))
     checkpoint = (metrics or {}).get("checkpoint") or str(train_dir)
     return checkpoint, metrics or {}
 

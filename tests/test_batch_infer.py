@@ -102,3 +102,18 @@ def test_openai_server_with_concurrent_requests(tmp_path):
 def test_missing_split_is_named(tmp_path):
     with pytest.raises(KeyError, match="no split 'train'"):
         load_prepared_rows(_prepared(tmp_path), "train")
+
+
+def test_cli_reports_a_dead_server_and_keeps_what_it_has(tmp_path, capsys):
+    from anomamind.cli import main
+    from fake_chat_server import FakeError
+
+    prepared = _prepared(tmp_path)
+    out = tmp_path / "cli"
+    with FakeChatServer([ANSWER_HIT, FakeError(401)]) as server:
+        code = main(["infer", "--prepared", str(prepared), "--kind", "openai", "--model", "m",
+                     "--base-url", server.base_url, "--batch-size", "1", "--out", str(out)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "backend failed" in err and "resume" in err
+    assert len((out / "detections.jsonl").read_text().splitlines()) == 1
