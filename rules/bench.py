@@ -46,9 +46,19 @@ def bench_rule_sets(
             load_failures=loaded.failures,
         )
         summary = summary[summary["dataset"] != "ALL"].copy()
-        summary["detector"] = summary["detector"].replace({rule_spec: "rules (learned)"})
+        summary["detector"] = summary["detector"].replace({rule_spec: rule_set_label(rules_dir / dataset)})
         frames.append(summary)
     return pd.concat(frames, ignore_index=True)
+
+
+def rule_set_label(path: Path) -> str:
+    """"rules (learned)", or e.g. "sr AND rules (learned)" for a combined rule set."""
+    from anomamind.rules.rule import load_rule_set
+
+    combined = load_rule_set(path).combine_with
+    if not combined:
+        return "rules (learned)"
+    return f"{combined['detector']} {combined['mode'].upper()} rules (learned)"
 
 
 def split_note(rules_dir: str | Path, dataset: str) -> str:
