@@ -173,6 +173,7 @@ def test_every_range_tool_rejects_bad_arguments(ctx: ToolContext, name: str, arg
         ("phase_deviation", {"start": 0, "end": 20}, "no earlier period"),
         ("phase_deviation", {"period": 400}, "needs at least 800 reference points"),
         ("seasonal_residual_zscore", {"period": -3}, "period must be >= 0"),
+        ("seasonal_residual_zscore", {"period": 2}, "period must be 0 (estimate it) or at least 4"),
         ("global_diff_zscore", {"order": 3}, "order must be <= 2"),
         ("level_shifts", {"width": 1}, "width must be >= 2"),
         ("variance_changes", {"threshold": 0.5}, "threshold must be > 1"),

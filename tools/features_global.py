@@ -201,6 +201,8 @@ def hinge_break(x: np.ndarray, min_segment: int = 5) -> dict[str, float] | None:
 def _period(ctx: ToolContext, period: int) -> int | None:
     """The requested period, or the reference's estimate when ``period`` is 0."""
     if period:
+        if period < MIN_PERIOD:
+            raise ToolArgumentError(f"period must be 0 (estimate it) or at least {MIN_PERIOD}, got {period}")
         if period * 2 > ctx.features.reference_end:
             raise ToolArgumentError(f"period {period} needs at least {2 * period} reference points")
         return period
