@@ -254,9 +254,10 @@ def test_task_tools_follow_the_workflow_convention() -> None:
     series = Series(values, name="s", dataset="YAHOO")
     window = make_windows(series)[4]
 
-    class Task:  # the fields of agents.roles.WindowTask that TaskTools reads
-        def __init__(self, mode: str, disabled: tuple[str, ...] = ()) -> None:
-            self.series, self.window, self.preprocessing, self.disabled = series, window, {"mode": mode}, disabled
+    from anomamind.agents.roles import WindowTask
+
+    def Task(mode: str, disabled: tuple[str, ...] = ()) -> WindowTask:  # noqa: N802 - reads like the class
+        return WindowTask(series, window, preprocessing={"mode": mode}, disabled=disabled)
 
     tools = TaskTools()
     assert tools.schemas() == default_registry().schemas()
