@@ -66,7 +66,8 @@ class DetectionSettings:
     localization is on and it lies outside every candidate (the locator's prior that
     nothing there looks abnormal). ``max_fraction``: the evaluator questions intervals
     longer than this fraction of the window unless their evidence is strong (datasets with
-    long anomalies set it higher).
+    long anomalies set it higher); beyond ``max_intervals`` intervals in one window it
+    questions the weakest ones (datasets with dense anomalies set it higher).
     ``confidence_levels`` are the evidence strengths (peak z / threshold) for confidence 2
     and 3.
     """
@@ -79,6 +80,7 @@ class DetectionSettings:
     candidate_relief: float = 0.8
     outside_strength: float = 1.0
     max_fraction: float = 0.5
+    max_intervals: int = 4
     confidence_levels: tuple[float, float] = (1.5, 2.5)
     description: str = ""
 
@@ -301,6 +303,7 @@ class HeuristicPlanner:
             candidate_relief=settings.candidate_relief,
             outside_strength=settings.outside_strength,
             max_fraction=settings.max_fraction,
+            max_intervals=settings.max_intervals,
             confidence_2=settings.confidence_levels[0],
             confidence_3=settings.confidence_levels[1],
         )
@@ -483,9 +486,8 @@ def runs_above_from_runs(runs: list[list[float]], threshold: float) -> list[tupl
 class HeuristicEvaluator:
     """Flags intervals that are unsupported by any tool run, that span more than the plan's
     ``max_fraction`` of the window with only moderate evidence, or that are the weakest of
-    more than ``max_intervals`` intervals; asks for one refinement when any is flagged."""
-
-    max_intervals: int = 4
+    more than the plan's ``max_intervals`` intervals; asks for one refinement when any is
+    flagged. The limits come from the knowledge memory through the plan."""
 
     def evaluate(self, task: WindowTask, plan: PlanOutput, evidence: Evidence, detection: Detection) -> EvaluatorOutput:
         t0 = time.perf_counter()
@@ -502,6 +504,7 @@ class HeuristicEvaluator:
         window_len = len(task.window)
         strong = plan.thresholds.get("confidence_3", 2.5)
         max_fraction = float(plan.thresholds.get("max_fraction", 0.5))
+        max_intervals = int(plan.thresholds.get("max_intervals", 4))
         for iv in detection.intervals:
             if not any(s <= iv.end and e >= iv.start for s, e in runs):
                 issues.append(f"[{iv.start}, {iv.end}] is not supported by any tool result")
@@ -509,8 +512,8 @@ class HeuristicEvaluator:
             elif iv.length > max_fraction * window_len and iv.confidence < 3:
                 issues.append(f"[{iv.start}, {iv.end}] covers {iv.length}/{window_len} points without strong evidence")
                 flagged.append([iv.start, iv.end, "too long"])
-        if len(detection.intervals) > self.max_intervals:
-            weakest = sorted(detection.intervals, key=lambda iv: iv.confidence)[: len(detection.intervals) - self.max_intervals]
+        if len(detection.intervals) > max_intervals:
+            weakest = sorted(detection.intervals, key=lambda iv: iv.confidence)[: len(detection.intervals) - max_intervals]
             for iv in weakest:
                 if iv.confidence < 2:
                     issues.append(f"[{iv.start}, {iv.end}] is one of too many weak intervals")
@@ -574,7 +577,6 @@ def make_heuristic_roles(
     plot: bool = False,
     max_rounds: int = 2,
     locator: dict[str, Any] | None = None,
-    evaluator_options: dict[str, Any] | None = None,
 ) -> Roles:
     """The five heuristic roles (``evaluator=False`` leaves the evaluator out)."""
     return Roles(
@@ -582,5 +584,5 @@ def make_heuristic_roles(
         planner=HeuristicPlanner(defaults or DetectionSettings()),
         actor=HeuristicActor(max_rounds=max_rounds),
         detector=HeuristicDetector(),
-        evaluator=HeuristicEvaluator(**(evaluator_options or {})) if evaluator else None,
+        evaluator=HeuristicEvaluator() if evaluator else None,
     )

@@ -38,7 +38,6 @@ class HeuristicAgentConfig:
     max_tool_rounds: int = 2
     plot: bool = False
     locator: dict[str, Any] = field(default_factory=dict)
-    evaluator: dict[str, Any] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)
     knowledge: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -141,7 +140,6 @@ def make_heuristic_agent(
         plot=cfg.plot if plot is None else bool(plot),
         max_rounds=cfg.max_tool_rounds,
         locator=cfg.locator,
-        evaluator_options=cfg.evaluator,
     )
     workflow = Workflow(
         roles,
