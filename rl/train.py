@@ -48,6 +48,10 @@ class ModelSection:
     tiny: dict[str, Any] = field(default_factory=dict)
     trust_remote_code: bool = False
     attn_implementation: str | None = None
+    #: Override the tokenizer's end-of-turn / padding tokens (some GGUF files carry wrong
+    #: ones, e.g. SmolLM2's names <|im_start|> as EOS; generation must stop at <|im_end|>).
+    eos_token: str | None = None
+    pad_token: str | None = None
 
 
 @dataclass
@@ -157,8 +161,18 @@ def load_policy(section: ModelSection) -> tuple[Any, Any]:
     model = AutoModelForCausalLM.from_pretrained(section.name_or_path, dtype=resolve_dtype(section.dtype), **kwargs)
     if section.gguf_file:
         clear_quantization_flags(model)
+    for role, token in (("eos_token", section.eos_token), ("pad_token", section.pad_token)):
+        if token is not None:
+            if token not in tokenizer.get_vocab():
+                raise ConfigError(f"model.{role} {token!r} is not in the tokenizer's vocabulary")
+            setattr(tokenizer, role, token)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    model.config.eos_token_id = tokenizer.eos_token_id
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if getattr(model, "generation_config", None) is not None:
+        model.generation_config.eos_token_id = tokenizer.eos_token_id
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
 
 
