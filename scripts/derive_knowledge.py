@@ -15,7 +15,7 @@ towards flagging everything), that F1, the 99th/99.5th percentile at normal poin
 plus label statistics (anomaly share, interval lengths). It then rewrites the
 ``thresholds``, ``threshold_stats``, ``label_stats`` and ``thresholds_how`` fields of
 ``configs/knowledge/<dataset>.yaml`` (other fields are kept) and, pooled over all
-datasets, of ``generic.yaml``.
+datasets (only when all four were derived), of ``generic.yaml``.
 
 Only the dev split may be used (../shared/data/tsbad/dev); the held-out split is never
 read. Failed files are reported and skipped; per-series scores are cached under
@@ -173,6 +173,7 @@ def update_file(path: Path, derived: dict, how: str) -> None:
     data = yaml.safe_load(path.read_text()) if path.is_file() else {}
     data.update(derived)
     data["thresholds_how"] = how
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data, sort_keys=False, width=100, allow_unicode=True))
 
 
@@ -210,9 +211,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{dataset}: {len(samples)} files ({len(failures)} failed) in {time.perf_counter() - started:.1f}s")
         for name, t in derived["thresholds"].items():
             print(f"  {name:11s} threshold {t:8.3f}  {derived['threshold_stats'][name]}")
-    if pooled:
+    if set(used) == set(DATASET_FILES):
         # the generic entry pools every dev series of every dataset
         update_file(args.out / "generic.yaml", summarise(pooled), how_text(args.data, used))
+    else:
+        print("generic.yaml left unchanged: it pools all four datasets (run without --datasets)")
     return 0
 
 
