@@ -6,7 +6,8 @@ each variant is a (deep) override of the base. Two kinds of variant exist:
 - ``inference``: runs the benchmark runner (eval/bench.py) with one detector and its
   options (e.g. the heuristic agent with ``disable: [feature_extraction]``);
 - ``train``: trains a detector with the training entry point (rl/train.py) using the
-  variant's overrides, then benchmarks the resulting checkpoint (``checkpoint:DIR``). An
+  variant's overrides, then benchmarks the resulting checkpoint (``checkpoint:DIR``, with
+  the options in ``train.eval_options``). An
   optional ``prepare`` section (fields of rl/prepare.PrepareConfig) builds the training
   windows once per sweep and points the training config's ``data.path`` at them.
 
@@ -128,10 +129,9 @@ def _load_series(settings: dict[str, Any]):
     return loaded.series
 
 
-def _run_inference(settings: dict[str, Any], out_dir: Path, detector: str) -> "Any":
+def _run_inference(settings: dict[str, Any], out_dir: Path, detector: str, options: dict[str, Any]) -> "Any":
     from anomamind.eval.bench import run_benchmark
 
-    options = settings.get("detector_options") or {}
     return run_benchmark(
         _load_series(settings),
         [detector],
@@ -179,12 +179,13 @@ def run_variant(variant: Variant, out_dir: Path) -> dict[str, Any]:
         if variant.kind == "train":
             checkpoint, train_metrics = _run_training(variant.settings, out_dir)
             record["train"] = train_metrics
-            summary = _run_inference(variant.settings, out_dir, f"checkpoint:{checkpoint}")
+            eval_options = (variant.settings.get("train") or {}).get("eval_options") or {}
+            summary = _run_inference(variant.settings, out_dir, f"checkpoint:{checkpoint}", eval_options)
         else:
             detector = variant.settings.get("detector")
             if not detector:
                 raise ConfigError(f"variant {variant.name!r} names no detector")
-            summary = _run_inference(variant.settings, out_dir, str(detector))
+            summary = _run_inference(variant.settings, out_dir, str(detector), variant.settings.get("detector_options") or {})
         record["status"] = "ok"
         record["summary"] = summary.to_dict(orient="records")
     except Exception as err:  # a failed variant is reported, the sweep goes on
