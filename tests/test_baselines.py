@@ -103,6 +103,11 @@ def test_fit_uses_training_prefix_when_present() -> None:
     short = Series(series.values, series.labels, name="s", dataset="TEST", train_end=50)
     assert create_detector("iforest").detect(short).info["fit_on"] == "whole_series"
     assert create_detector("sr").detect(series).info["fit_on"] == "none"
+    unsupervised = create_detector("iforest-unsup").detect(series).info
+    assert unsupervised["fit_on"] == "whole_series" and unsupervised["fit_points"] == 3000
+    assert create_detector("zscore", fit_on="whole_series").detect(series).info["fit_on"] == "whole_series"
+    with pytest.raises(ValueError, match="fit_on must be one of"):
+        create_detector("sr", fit_on="test_labels")
 
 
 def test_bad_input_is_named() -> None:

@@ -2,7 +2,8 @@
 
 Fit rule: a method with a fit step is fitted on the training prefix ``values[:train_end]``
 (TSB-AD's ``tr_N``) when the series has one of at least ``min_fit_points`` points, else on
-the whole series (unsupervised, as TSB-AD runs these methods). Scores are always computed on
+the whole series; ``fit_on="whole_series"`` always fits on the whole series (unsupervised,
+as TSB-AD runs these methods). Scores are always computed on
 the whole series. The prediction's ``scores`` are the min-max-normalised scores expressed in
 standard deviations above their mean, ``(s - mu) / sigma``: an affine change that leaves every
 threshold-free metric unchanged and makes the decision rule ``score > 3`` (the paper's
@@ -18,6 +19,9 @@ import numpy as np
 from anomamind.eval.baselines.base import BaseDetector, minmax_normalise
 from anomamind.eval.registry import SeriesPrediction
 from anomamind.types import DataError, Series
+
+#: Where a method with a fit step learns from.
+FIT_RULES: tuple[str, ...] = ("train_prefix", "whole_series")
 
 #: Sigma multiples swept by Best-F1 (the detector's own rule is ``sigmas``, default 3).
 SIGMA_CANDIDATES: tuple[float, ...] = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
@@ -35,10 +39,19 @@ def standardise(scores: np.ndarray) -> np.ndarray:
 class BaselineSeriesDetector:
     """Runs one baseline on a whole series: fit on the training prefix, score, threshold."""
 
-    def __init__(self, name: str, make_estimator: Callable[[], BaseDetector], min_fit_points: int = 200) -> None:
+    def __init__(
+        self,
+        name: str,
+        make_estimator: Callable[[], BaseDetector],
+        min_fit_points: int = 200,
+        fit_on: str = "train_prefix",
+    ) -> None:
+        if fit_on not in FIT_RULES:
+            raise ValueError(f"detector {name!r}: fit_on must be one of {FIT_RULES}, got {fit_on!r}")
         self.name = name
         self.make_estimator = make_estimator
         self.min_fit_points = int(min_fit_points)
+        self.fit_on = fit_on
 
     def detect(self, series: Series) -> SeriesPrediction:
         what = series.source or f"{series.dataset}/{series.name}"
@@ -46,7 +59,11 @@ class BaselineSeriesDetector:
             raise DataError(f"{what}: series too short for {self.name} ({len(series)} points)")
         estimator = self.make_estimator()
         train_end = series.train_end
-        use_prefix = train_end is not None and self.min_fit_points <= train_end <= len(series)
+        use_prefix = (
+            self.fit_on == "train_prefix"
+            and train_end is not None
+            and self.min_fit_points <= train_end <= len(series)
+        )
         fit_values = series.values[:train_end] if use_prefix else series.values
         estimator.fit(fit_values)
         fit_on = ("train_prefix" if use_prefix else "whole_series") if estimator.has_fit_step else "none"
