@@ -50,6 +50,7 @@ DETECTORS: dict[str, str] = {
     "fft": "anomamind.eval.baselines:make_fft",
     "sr": "anomamind.eval.baselines:make_spectral_residual",
     "iforest": "anomamind.eval.baselines:make_iforest",
+    "iforest-unsup": "anomamind.eval.baselines:make_iforest_unsupervised",
     "zscore": "anomamind.eval.baselines:make_rolling_zscore",
     "zscore-diff": "anomamind.eval.baselines:make_rolling_zscore_diff",
     "matrix-profile": "anomamind.eval.baselines:make_matrix_profile",
