@@ -325,10 +325,10 @@ class HeuristicActor:
         steps = [Step("actor", [], f"round 1: {len(results)} tool call(s)", list(plan.tool_calls), results)]
         steps[0].seconds = time.perf_counter() - t0
         located = task.upstream.get("located")
-        if self.max_rounds < 2 or located is None or not located.candidates:
-            return Evidence(list(results), steps)
-        covered = [(s, e) for r in results if r.ok for s, e, _ in r.output["runs"]]
         relief = float(plan.thresholds.get("candidate_relief", 1.0))
+        if self.max_rounds < 2 or relief >= 1.0 or located is None or not located.candidates:
+            return Evidence(list(results), steps)  # same thresholds could find nothing new
+        covered = [(s, e) for r in results if r.ok for s, e, _ in r.output["runs"]]
         follow_up: list[ToolCall] = []
         for cand in located.candidates:
             if any(s <= cand.end and e >= cand.start for s, e in covered):
@@ -411,7 +411,10 @@ def _confidence(strength: float, thresholds: dict[str, float]) -> int:
 class HeuristicDetector:
     """Fuses the structured evidence (``task.upstream``) into intervals and writes the answer
     text. In a refinement round it applies the evaluator's feedback: flagged intervals are
-    trimmed to their core or dropped when weak."""
+    trimmed to their core or dropped when weak. It does not read the chat messages, so
+    benchmark runs may skip rendering them (``reads_messages``)."""
+
+    reads_messages = False
 
     def detect(self, task: WindowTask, messages: list[dict[str, Any]]) -> tuple[str, Step]:
         t0 = time.perf_counter()

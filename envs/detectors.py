@@ -93,7 +93,9 @@ class WorkflowDetector:
         return self.workflow.run_series(series, self.trajectories)
 
     def detect(self, series: Series) -> SeriesPrediction:
-        return self.run(series).prediction
+        """The prediction only: detector prompts are rendered only when the detector reads
+        them or trajectories are written."""
+        return self.workflow.run_series(series, self.trajectories, keep_prompts=self.trajectories is not None).prediction
 
 
 def heuristic_context(series: Series, causal: bool) -> FeatureProfile:

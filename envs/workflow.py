@@ -131,9 +131,13 @@ class Workflow:
             feedback=feedback, previous_answer=previous_answer,
         )
 
-    def run_window(self, task: WindowTask) -> WindowOutcome:
+    def run_window(self, task: WindowTask, keep_prompts: bool = True) -> WindowOutcome:
         """The whole state machine for one window. Any role error fails the window: it
-        predicts nothing, and the error is kept in the trajectory."""
+        predicts nothing, and the error is kept in the trajectory. With ``keep_prompts``
+        off and a detector that does not read its messages (``reads_messages = False``,
+        the heuristic), the detector prompts are not rendered (benchmark speed)."""
+        render = keep_prompts or getattr(self.roles.detector, "reads_messages", True)
+        messages_for = self.detector_messages if render else (lambda task, **kwargs: [])
         traj = Trajectory(task.task_id, info={"window": [task.window.start, task.window.end], **task.preprocessing})
         traj.info["disabled"] = list(task.disabled)
         t0 = time.perf_counter()
@@ -142,7 +146,7 @@ class Workflow:
                 self.upstream(task)
             up = task.upstream
             traj.steps += [up["located"].step, up["plan"].step, *up["evidence"].steps]
-            text, step = self.roles.detector.detect(task, self.detector_messages(task))
+            text, step = self.roles.detector.detect(task, messages_for(task))
             traj.steps.append(step)
             detection = self._parse(text, task)
             rounds = 0
@@ -153,7 +157,7 @@ class Workflow:
                     break
                 rounds += 1
                 task.upstream["feedback"] = verdict
-                messages = self.detector_messages(task, feedback=verdict.feedback_text(), previous_answer=text)
+                messages = messages_for(task, feedback=verdict.feedback_text(), previous_answer=text)
                 text, step = self.roles.detector.detect(task, messages)
                 traj.steps.append(step)
                 detection = self._parse(text, task)
@@ -172,10 +176,12 @@ class Workflow:
 
     # ------------------------------------------------------------------ a series
 
-    def run_series(self, series: Series, trajectories: str | Path | None = None) -> SeriesOutcome:
+    def run_series(
+        self, series: Series, trajectories: str | Path | None = None, keep_prompts: bool = True
+    ) -> SeriesOutcome:
         """Every window of ``series``; intervals are unioned into the series prediction.
         With ``trajectories`` given, one JSON line per window is appended to that file."""
-        outcomes = [self.run_window(task) for task in self.tasks(series)]
+        outcomes = [self.run_window(task, keep_prompts) for task in self.tasks(series)]
         intervals = merge_intervals(iv for o in outcomes for iv in o.detection.intervals)
         n = len(series)
         prediction = SeriesPrediction(

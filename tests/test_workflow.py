@@ -175,3 +175,15 @@ def test_merge_intervals_keeps_the_most_confident_part():
         (5, 12, "point-global", 3),
         (20, 20, "other", 2),
     ]
+
+
+def test_benchmark_path_skips_unread_prompts_but_predicts_the_same():
+    s = _series()
+    agent = make_heuristic_agent()
+    fast = agent.workflow.run_series(s, keep_prompts=False)
+    full = agent.run(s)
+    np.testing.assert_array_equal(fast.prediction.pred, full.prediction.pred)
+    np.testing.assert_array_equal(fast.prediction.scores, agent.detect(s).scores)
+    detector_steps = [st for st in full.trajectories[2].steps if st.role == "detector"]
+    assert detector_steps[0].messages[0]["role"] == "system"
+    assert all(st.messages == [] for st in fast.trajectories[2].steps if st.role == "detector")
