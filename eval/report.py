@@ -34,19 +34,31 @@ def _fmt(value: Any) -> str:
     return f"{float(value):.3f}"
 
 
+def _describe_windows(infos: list[dict[str, Any]]) -> str:
+    """One phrase for what a detector looked at, from its ``info`` (see docs/bench.md)."""
+    lengths = {(i.get("window_length"), i.get("window_stride")) for i in infos if i.get("window_length")}
+    if lengths:
+        return "; ".join(f"windows of {length} (stride {stride or length})" for length, stride in sorted(lengths, key=str))
+    counts = [i["windows"] for i in infos if isinstance(i.get("windows"), (int, float))]
+    if counts:
+        return f"windowed, {int(min(counts))}-{int(max(counts))} windows per series"
+    texts = sorted({str(i["windows"]) for i in infos if i.get("windows")})
+    return "; ".join(texts) or "whole series at once"
+
+
 def _windows_by_detector(per_series: pd.DataFrame) -> dict[str, str]:
-    """What each detector looked at: its ``info["windows"]`` when it reports one."""
+    """What each detector looked at, per its ``info`` (``window_length``/``windows``)."""
     out: dict[str, str] = {}
     for detector, group in per_series.groupby("detector", sort=False):
-        seen = set()
+        infos = []
         for text in group.get("info", pd.Series(dtype=object)).dropna():
             try:
-                windows = json.loads(text).get("windows")
-            except (TypeError, ValueError, AttributeError):
+                info = json.loads(text)
+            except (TypeError, ValueError):
                 continue
-            if windows:
-                seen.add(str(windows))
-        out[str(detector)] = "; ".join(sorted(seen)) or "whole series at once"
+            if isinstance(info, dict):
+                infos.append(info)
+        out[str(detector)] = _describe_windows(infos)
     return out
 
 

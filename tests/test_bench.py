@@ -204,3 +204,11 @@ def test_cli_lists_detectors(capsys: pytest.CaptureFixture) -> None:
     assert cli_main(["detectors"]) == 0
     names = capsys.readouterr().out.split()
     assert {"fft", "sr", "iforest", "zscore", "zscore-diff", "matrix-profile"} <= set(names)
+
+
+def test_table_states_what_each_detector_looked_at() -> None:
+    from anomamind.eval.report import _describe_windows
+
+    assert _describe_windows([{"window_length": 100, "window_stride": 100}]) == "windows of 100 (stride 100)"
+    assert _describe_windows([{"windows": 12}, {"windows": 50}]) == "windowed, 12-50 windows per series"
+    assert _describe_windows([{"fit_on": "none"}]) == "whole series at once"
