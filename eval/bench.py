@@ -43,15 +43,15 @@ from anomamind.types import Series
 #: Bump when the per-series metrics change, so cached results are recomputed.
 METRICS_VERSION = 1
 
-#: Per-series metric columns, in report order (TSB-AD names in brackets where they differ).
-POINT_METRICS = ("precision", "recall", "f1")
-TSBAD_COLUMNS = {  # our column -> TSB-AD key
+#: Per-series columns taken from TSB-AD's metric dicts: our column -> TSB-AD key.
+TSBAD_COLUMNS = {
     "vus_pr": "VUS-PR",
     "vus_roc": "VUS-ROC",
     "auc_pr": "AUC-PR",
     "auc_roc": "AUC-ROC",
     "affiliation_f": "Affiliation-F",
 }
+#: Columns macro-averaged into summary.csv (plus vus_roc, auc_pr, auc_roc).
 SUMMARY_METRICS = ("precision", "recall", "f1", "best_f1", "vus_pr", "affiliation_f")
 
 
@@ -325,7 +325,7 @@ def add_cross_fitted_best_f1(per_series: pd.DataFrame, tasks: list[PairTask]) ->
     groups: dict[tuple[str, str], list[int]] = {}
     for i, task in enumerate(tasks):
         groups.setdefault((task.detector, task.series.dataset), []).append(i)
-    for (_, _), indices in groups.items():
+    for indices in groups.values():
         labels, scores, names, candidates = [], [], [], set()
         for i in indices:
             task = tasks[i]
