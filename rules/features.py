@@ -18,27 +18,43 @@ from scipy import ndimage
 MAD_TO_STD = 1.4826
 
 
-def robust_scale(x: np.ndarray) -> float:
-    """Spread of ``x`` that ignores outliers: 1.4826 * MAD, falling back to the std.
-
-    Returns 0.0 for a window without any spread (flat), so callers can return zeros.
-    """
-    if x.size == 0:
+def fast_median(x: np.ndarray) -> float:
+    """Median of a finite 1-D array via one ``np.partition`` (np.median's NaN checks and
+    reductions cost several times more on the short windows rules see)."""
+    n = x.size
+    if n == 0:
         return 0.0
-    med = np.median(x)
-    scale = MAD_TO_STD * float(np.median(np.abs(x - med)))
+    k = n // 2
+    if n % 2:
+        return float(np.partition(x, k)[k])
+    part = np.partition(x, (k - 1, k))
+    return 0.5 * float(part[k - 1] + part[k])
+
+
+def robust_location_scale(x: np.ndarray) -> tuple[float, float]:
+    """Median and outlier-proof spread of ``x``: 1.4826 * MAD, falling back to the std.
+
+    The spread is 0.0 for a window without any spread (flat), so callers can return zeros.
+    """
+    med = fast_median(x)
+    scale = MAD_TO_STD * fast_median(np.abs(x - med))
     if scale <= 1e-12:  # more than half the points equal: the MAD says nothing
-        scale = float(np.std(x))
-    return scale if scale > 1e-12 else 0.0
+        scale = float(np.std(x)) if x.size else 0.0
+    return med, (scale if scale > 1e-12 else 0.0)
+
+
+def robust_scale(x: np.ndarray) -> float:
+    """Spread of ``x`` that ignores outliers (see :func:`robust_location_scale`)."""
+    return robust_location_scale(x)[1]
 
 
 def robust_zscore(values: np.ndarray) -> np.ndarray:
     """How many robust standard deviations each point lies from the window's median."""
     x = np.asarray(values, dtype=np.float64)
-    scale = robust_scale(x)
+    med, scale = robust_location_scale(x)
     if scale == 0.0:
         return np.zeros_like(x)
-    return (x - np.median(x)) / scale
+    return (x - med) / scale
 
 
 def diff_zscore(values: np.ndarray) -> np.ndarray:
@@ -73,7 +89,7 @@ def spectral_residual(values: np.ndarray, smooth: int = 3) -> np.ndarray:
     regular structure.
     """
     x = np.asarray(values, dtype=np.float64)
-    if x.size < 4:
+    if x.size < 4 or np.ptp(x) == 0.0:  # a constant window has no structure to break
         return np.zeros_like(x)
     spectrum = np.fft.rfft(x - x.mean())
     amplitude = np.abs(spectrum) + 1e-12
