@@ -65,8 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Machine: {platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores (shared dev box), "
         f"Python {platform.python_version()}. Data: every series of each dataset of the dev split. "
-        "Timed: `RuleSetDetector.detect` over all series (all rules of the set, sandboxed, one worker process), "
-        f"median of {args.repeats} passes after a warm-up series.",
+        "Timed: all rules of the set over all series in one sandboxed worker process, with one call per series "
+        "(`RuleSetDetector.detect`, what `anomamind bench` does) and with one call per rule for all series "
+        f"(`detect_many`); median of {args.repeats} passes after a warm-up series (worker start-up not counted). "
+        "The box is shared with other jobs, so the numbers move with its load (load average at the start: "
+        f"{os.getloadavg()[0]:.1f}).",
         "",
         "| dataset | calls | series | points | rules | seconds | points/s |",
         "|---|---|---|---|---|---|---|",
