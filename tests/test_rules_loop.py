@@ -11,7 +11,6 @@ from anomamind.eval.registry import create_detector
 from anomamind.rules.data import SplitSpec, build_split
 from anomamind.rules.loop import RuleTrainConfig, train_rule_set
 from anomamind.rules.proposer_offline import OfflineProposer
-from anomamind.rules.rule import load_rule_set
 from anomamind.rules.sandbox import SandboxLimits
 from anomamind.types import Series
 
