@@ -70,12 +70,23 @@ def split_note(rules_dir: str | Path, dataset: str) -> str:
             f"{split.get('train')}, selected on {split.get('validation')}, scored on {split.get('test')}")
 
 
-def render_table(summary: pd.DataFrame, command: str, split: str) -> str:
+def _commit() -> str:
+    """The checkout's commit (detectors change; a table says which code produced it)."""
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def render_table(summary: pd.DataFrame, command: str, split: str, note: str = "") -> str:
     """Markdown: one block per dataset, plus the macro average over datasets."""
     lines = [
         "# Learned rules vs baselines and the heuristic agent (held-out test series of dev)",
         "",
-        f"Command: `{command}`",
+        f"Command: `{command}` (code at commit {_commit()})",
         "",
         f"Machine: {platform.machine()} {platform.system()}, 2-core shared CPU dev box. Split: each dataset of "
         f"the dev data dealt into {split}; every detector below is scored on the test folds only (the series in "
@@ -84,6 +95,8 @@ def render_table(summary: pd.DataFrame, command: str, split: str) -> str:
         "`eval/bench.py`; macro averages over series. `seconds` is the total detection time.",
         "",
     ]
+    if note:
+        lines += [note, ""]
     header = "| dataset | detector | " + " | ".join(COLUMNS) + " |"
     lines += [header, "|" + "---|" * (len(COLUMNS) + 2)]
     for _, row in summary.iterrows():

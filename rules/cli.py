@@ -37,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--out", required=True, help="benchmark runner output (and cache) folder")
     bench.add_argument("--table", default=None, help="also write the merged markdown table here")
     bench.add_argument("--workers", type=int, default=1)
+    bench.add_argument("--note", default="", help="a remark printed under the table's header (caveats)")
     bench.set_defaults(func=_reporting_errors(_bench))
 
     show = sub.add_parser("show", help="print a rule set: provenance, scores and each rule's code")
@@ -93,7 +94,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     summary = bench_rule_sets(args.rules, args.data, args.datasets, args.detector, args.out, workers=args.workers)
     command = "anomamind " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    table = render_table(summary, command, split_note(args.rules, args.datasets[0]))
+    table = render_table(summary, command, split_note(args.rules, args.datasets[0]), note=args.note)
     print(table)
     if args.table:
         Path(args.table).parent.mkdir(parents=True, exist_ok=True)
