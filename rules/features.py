@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from anomamind.tools.features_global import spectral_residual_saliency
+
 #: Consistency constant that turns a median absolute deviation into a standard deviation.
 MAD_TO_STD = 1.4826
 
@@ -86,17 +88,13 @@ def spectral_residual(values: np.ndarray, smooth: int = 3) -> np.ndarray:
 
     The log-amplitude spectrum minus its local average keeps what is "unexpected" in the
     frequency domain; transformed back, it highlights points that break the window's
-    regular structure.
+    regular structure. The saliency map is the tool library's
+    (:func:`anomamind.tools.features_global.spectral_residual_saliency`).
     """
     x = np.asarray(values, dtype=np.float64)
     if x.size < 4 or np.ptp(x) == 0.0:  # a constant window has no structure to break
         return np.zeros_like(x)
-    spectrum = np.fft.rfft(x - x.mean())
-    amplitude = np.abs(spectrum) + 1e-12
-    log_amp = np.log(amplitude)
-    residual = log_amp - ndimage.uniform_filter1d(log_amp, size=smooth, mode="nearest")
-    saliency = np.abs(np.fft.irfft(np.exp(residual + 1j * np.angle(spectrum)), n=x.size))
-    return robust_zscore(saliency)
+    return robust_zscore(spectral_residual_saliency(x, average_window=smooth))
 
 
 def rolling_std_ratio(values: np.ndarray, width: int = 20) -> np.ndarray:

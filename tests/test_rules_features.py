@@ -40,3 +40,10 @@ def test_diff_local_and_dilate():
     noisy = np.concatenate([np.random.default_rng(2).normal(scale=0.1, size=150), np.random.default_rng(3).normal(scale=2, size=50)])
     ratio = F.rolling_std_ratio(noisy, 20)
     assert ratio[175:].mean() > 5 * ratio[:100].mean()
+
+
+def test_spectral_residual_highlights_a_spike():
+    x = np.sin(np.arange(400) * 2 * np.pi / 40) + np.random.default_rng(4).normal(scale=0.05, size=400)
+    x[250] += 3
+    z = F.spectral_residual(x)
+    assert np.argmax(z) in range(248, 253) and z.max() > 5

@@ -125,3 +125,18 @@ def test_split_spec_in_config_rejects_overlap():
     with pytest.raises((DataError, ConfigError), match="overlap"):
         load_config(RuleTrainConfig, None, ["split.validation=[0]"])
     assert isinstance(load_config(RuleTrainConfig, None, []).split, SplitSpec)
+
+
+def test_search_scores_exactly_what_the_rendered_rule_flags():
+    """The offline search's fast masks and the rule file run in the sandbox must agree."""
+    from anomamind.rules.proposer_offline import Condition, RuleSpec, render_rule
+    from anomamind.rules.sandbox import SandboxWorker
+
+    train = build_split([spiky_series(s) for s in range(3)], 300)
+    proposer = OfflineProposer(train)
+    spec = RuleSpec((Condition("local_z", "point", 3.0), Condition("jump_z", "window", 4.0),
+                     Condition("saliency", "point", 1.0)))
+    with SandboxWorker(SandboxLimits(time_limit_s=5.0)) as worker:
+        flags = worker.run(render_rule(spec, "consistency"), train.values, train.bounds)
+    assert flags.sum() > 0
+    assert np.array_equal(flags.astype(bool), proposer._flags(spec))
