@@ -138,7 +138,7 @@ class HeuristicToolbox:
                     "description": "Robust z-scores of the window's raw values against the window's own median.",
                     "parameters": {
                         "type": "object",
-                        "properties": {"threshold": {"type": "number"}},
+                        "properties": {"threshold": {"type": "number"}, "low": {"type": "number"}},
                         "required": ["threshold"],
                     },
                 },
