@@ -1,6 +1,6 @@
 """End to end on CPU: prepare synthetic windows -> SFT warm start -> GRPO (configs/train/
-smoke.yaml) -> the checkpoint answers as a benchmark detector. A tiny random Qwen3 and a
-tokenizer built in code (rl/tiny.py); nothing is downloaded.
+smoke.yaml) -> resume from a checkpoint -> the checkpoint answers as a benchmark detector.
+A tiny random Qwen3 and a tokenizer built in code (rl/tiny.py); nothing is downloaded.
 
 The SFT warm start comes first because a random policy never writes a parseable answer:
 every GRPO group would score 0 on every term, the group-relative advantages would all be
@@ -65,8 +65,19 @@ def test_prepare_sft_grpo_and_checkpoint_detector(tmp_path):
     before, after = _weights(tmp_path / "sft" / "final"), _weights(tmp_path / "grpo" / "final")
     assert before.keys() == after.keys()
     assert any(not torch.equal(before[k], after[k]) for k in before)
-    # a checkpoint of the run can be resumed from
-    assert any(p.name.startswith("checkpoint-") for p in (tmp_path / "grpo").iterdir())
+    # the run resumes from its last checkpoint (checkpoint-2) and goes on to step 4
+    assert (tmp_path / "grpo" / "checkpoint-2").is_dir()
+    resumed = train_from_config(
+        CONFIG_DIR / "train" / "smoke.yaml",
+        [f"data.path={prepared}", f"model.name_or_path={sft['checkpoint']}",
+         "grpo.max_steps=4", "grpo.resume_from_checkpoint=true"],
+        str(tmp_path / "grpo"),
+    )
+    assert resumed["global_step"] == 4
+    # started at step 2, not 0: no validation before training this time
+    assert resumed["validation_first"]["step"] == 4
+    history = json.loads((tmp_path / "grpo" / "log_history.json").read_text())
+    assert [h["step"] for h in history if "loss" in h] == [1, 2, 3, 4]  # 1-2 restored, 3-4 trained
 
     from anomamind.envs.synthetic import generate_dataset
     from anomamind.eval.registry import create_detector
