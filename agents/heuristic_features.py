@@ -11,8 +11,8 @@ Two preprocessing modes, recorded in every trajectory:
 - ``whole-series`` (default): centred references and scales from the whole series, as a
   batch detector over a stored series would do;
 - ``causal``: every residual at ``t`` uses ``x[..t]`` only and every scale the prefix
-  before the window (re-estimated each time the prefix doubles), as a streaming monitor
-  would have to.
+  before the window (re-estimated each time the prefix doubles; at least the training
+  prefix when one is given), as a streaming monitor would have to.
 """
 
 from __future__ import annotations
@@ -117,12 +117,17 @@ class FeatureProfile:
     causal: bool
     period: int
     residual: dict[str, np.ndarray]
+    min_reference: int = MIN_PREFIX
     _scales: dict[tuple[str, int], float] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def build(cls, values: np.ndarray, causal: bool = False, period_from: int | None = None) -> "FeatureProfile":
+    def build(
+        cls, values: np.ndarray, causal: bool = False, period_from: int | None = None, min_reference: int | None = None
+    ) -> "FeatureProfile":
         """Compute every residual; the period is estimated on ``values[:period_from]`` (the
-        training prefix in causal mode) or on the start of the series."""
+        training prefix in causal mode) or on the start of the series. In causal mode the
+        scales use at least the first ``min_reference`` points (the training prefix, given
+        in advance in TSB-AD's protocol), so early windows are not judged on a few points."""
         x = np.asarray(values, dtype=float)
         period = estimate_period(x[:period_from] if period_from else x)
         res = {
@@ -138,7 +143,7 @@ class FeatureProfile:
                 ref = np.nanmedian(np.stack([_shifted(x, lag) for lag in lags]), axis=0)
             ref = np.where(np.isnan(ref), x, ref)
             res["seasonal"] = x - ref
-        return cls(n=x.size, causal=causal, period=period, residual=res)
+        return cls(n=x.size, causal=causal, period=period, residual=res, min_reference=max(min_reference or 0, MIN_PREFIX))
 
     @property
     def features(self) -> list[str]:
@@ -151,7 +156,7 @@ class FeatureProfile:
         if not self.causal:
             return self.n
         prefix = max(start, MIN_PREFIX)
-        return min(self.n, 1 << int(np.log2(prefix)))
+        return min(self.n, max(1 << int(np.log2(prefix)), self.min_reference))
 
     def center_and_scale(self, feature: str, start: int) -> tuple[float, float]:
         """(centre, scale) of ``feature``'s residual for a window starting at ``start``."""

@@ -99,10 +99,10 @@ class WorkflowDetector:
 
 
 def heuristic_context(series: Series, causal: bool) -> FeatureProfile:
-    """The heuristic tools' series-level context (the period is estimated on the training
-    prefix in causal mode)."""
+    """The heuristic tools' series-level context (in causal mode the period is estimated on
+    the training prefix, and scales use at least the training prefix)."""
     period_from = (series.train_end or max(len(series) // 4, 100)) if causal else None
-    return FeatureProfile.build(series.values, causal=causal, period_from=period_from)
+    return FeatureProfile.build(series.values, causal=causal, period_from=period_from, min_reference=series.train_end)
 
 
 def load_heuristic_config(config: str | Path | None = None, overrides: list[str] | None = None) -> HeuristicAgentConfig:

@@ -94,7 +94,7 @@ class Workflow:
     def preprocessing_info(self, series: Series) -> dict[str, Any]:
         """What series-level statistics the tools use, recorded in every trajectory."""
         if self.config.causal:
-            return {"mode": "causal", "statistics": "prefix before the window"}
+            return {"mode": "causal", "statistics": "prefix before the window (at least the training prefix)"}
         return {"mode": "whole-series", "statistics": "whole series"}
 
     def tasks(self, series: Series) -> list[WindowTask]:

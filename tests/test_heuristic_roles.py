@@ -161,3 +161,13 @@ def test_evaluator_flags_window_long_and_unsupported_intervals():
 def test_settings_reject_unknown_keys():
     with pytest.raises(ValueError, match="unknown detection setting"):
         DetectionSettings.from_dict({"treshold": 3})
+
+
+def test_causal_scales_use_at_least_the_training_prefix():
+    s = _series()
+    early = FeatureProfile.build(s.values, causal=True, period_from=300)
+    with_prefix = FeatureProfile.build(s.values, causal=True, period_from=300, min_reference=400)
+    assert early.center_and_scale("level", 0) != with_prefix.center_and_scale("level", 0)
+    assert with_prefix.center_and_scale("level", 0) == with_prefix.center_and_scale("level", 300)
+    # past the training prefix, the prefix before the window (power of two) takes over
+    assert with_prefix.center_and_scale("level", 520) == early.center_and_scale("level", 520)
