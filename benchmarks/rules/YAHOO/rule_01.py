@@ -1,4 +1,4 @@
-"""Rule yahoo-023: flags a point when ALL conditions below hold (mutated by the offline search from yahoo-014)."""
+"""Rule yahoo-005: flags a point when ALL conditions below hold (proposed by the offline search)."""
 
 import numpy as np
 
@@ -16,10 +16,6 @@ def detect(values: np.ndarray) -> np.ndarray:
 
     # local_z: distance from the running median of the 11 surrounding points (contextual outlier).
     local_z = np.abs(F.local_deviation(values, 11))
-    # Condition: local_z above 1.85 at the point itself.
-    flagged &= local_z > 1.85
-
-    # Condition: somewhere in the same window jump_z exceeds 3.86
-    # (the whole window must look disturbed before any point is flagged).
-    flagged &= bool(np.max(jump_z) > 3.86)
+    # Condition: local_z above 1.8 at the point itself.
+    flagged &= local_z > 1.8
     return flagged.astype(np.int8)

@@ -1,0 +1,21 @@
+"""Rule yahoo-022: flags a point when ALL conditions below hold (proposed by the offline search)."""
+
+import numpy as np
+
+from anomamind.rules import features as F
+
+
+def detect(values: np.ndarray) -> np.ndarray:
+    """0/1 per point of one window of the series."""
+    flagged = np.ones(values.size, dtype=bool)
+
+    # local_z: distance from the running median of the 11 surrounding points (contextual outlier).
+    local_z = np.abs(F.local_deviation(values, 11))
+    # Condition: local_z above 2.68 at the point itself.
+    flagged &= local_z > 2.68
+
+    # saliency: spectral-residual saliency: how much the point breaks the window's regular pattern.
+    saliency = F.spectral_residual(values)
+    # Condition: saliency above 2.12 at the point itself.
+    flagged &= saliency > 2.12
+    return flagged.astype(np.int8)

@@ -1,0 +1,26 @@
+"""Rule yahoo-004: flags a point when ALL conditions below hold (proposed by the offline search)."""
+
+import numpy as np
+
+from anomamind.rules import features as F
+
+
+def detect(values: np.ndarray) -> np.ndarray:
+    """0/1 per point of one window of the series."""
+    flagged = np.ones(values.size, dtype=bool)
+
+    # jump_z: size of the step into the point, in robust standard deviations of the steps.
+    jump_z = np.abs(F.diff_zscore(values))
+    # Condition: jump_z above 3.37 at the point itself.
+    flagged &= jump_z > 3.37
+
+    # local_z: distance from the running median of the 11 surrounding points (contextual outlier).
+    local_z = np.abs(F.local_deviation(values, 11))
+    # Condition: local_z above 1.83 at the point itself.
+    flagged &= local_z > 1.83
+
+    # saliency: spectral-residual saliency: how much the point breaks the window's regular pattern.
+    saliency = F.spectral_residual(values)
+    # Condition: saliency above 2.1 at the point itself.
+    flagged &= saliency > 2.1
+    return flagged.astype(np.int8)
