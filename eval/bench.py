@@ -22,6 +22,7 @@ the confidence levels 1..3 of interval detectors.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -69,9 +70,34 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "x"
 
 
-def pair_key(series: Series, detector: str, options: dict[str, Any]) -> str:
-    """Hash of everything a cached result depends on (values, labels, detector, options)."""
+#: Folders whose files a detector's result may depend on: the package's code and the
+#: configuration the detectors read (agents, knowledge memory, rules).
+_CODE_DIRS = ("anomamind", "agents", "tools", "envs", "rl", "eval", "rules")
+_CONFIG_DIRS = ("configs/agents", "configs/knowledge", "configs/rules")
+
+
+@functools.lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """Hash of the project's source and detector configs, so a changed detector is rerun.
+
+    Resuming is for interrupted runs of the same code: after any change to the code or to
+    those configs, cached results no longer match and every pair is computed again.
+    """
+    from anomamind.paths import REPO_ROOT
+
     digest = hashlib.sha256()
+    files = [p for d in _CODE_DIRS for p in (REPO_ROOT / d).rglob("*.py")]
+    files += [p for d in _CONFIG_DIRS for p in (REPO_ROOT / d).rglob("*.yaml")]
+    for path in sorted(files):
+        digest.update(str(path.relative_to(REPO_ROOT)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def pair_key(series: Series, detector: str, options: dict[str, Any]) -> str:
+    """Hash of everything a cached result depends on (values, labels, detector, options, code)."""
+    digest = hashlib.sha256()
+    digest.update(code_fingerprint().encode())
     digest.update(np.ascontiguousarray(series.values, dtype=np.float64).tobytes())
     if series.labels is not None:
         digest.update(np.ascontiguousarray(series.labels, dtype=np.int8).tobytes())

@@ -212,3 +212,17 @@ def test_table_states_what_each_detector_looked_at() -> None:
     assert _describe_windows([{"window_length": 100, "window_stride": 100}]) == "windows of 100 (stride 100)"
     assert _describe_windows([{"windows": 12}, {"windows": 50}]) == "windowed, 12-50 windows per series"
     assert _describe_windows([{"fit_on": "none"}]) == "whole series at once"
+
+
+def test_cache_key_changes_with_the_code(monkeypatch):
+    """A cached result from older code must not be served: the key includes a code fingerprint."""
+    import numpy as np
+
+    from anomamind.eval import bench
+    from anomamind.types import Series
+
+    series = Series(values=np.arange(10.0), labels=np.zeros(10), name="s")
+    before = bench.pair_key(series, "sr", {})
+    assert before == bench.pair_key(series, "sr", {})
+    monkeypatch.setattr(bench, "code_fingerprint", lambda: "edited-code")
+    assert bench.pair_key(series, "sr", {}) != before
