@@ -12,7 +12,7 @@
   not one of too many weak ones) and sends the answer back once when it is not.
 
 All of them read the series through :class:`HeuristicToolbox` (the feature tools over a
-:class:`~anomamind.agents.heuristic_features.FeatureProfile`), never through the labels.
+:class:`~anomamind.tools.features_profile.FeatureProfile`), never through the labels.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from anomamind.agents.heuristic_features import (
+from anomamind.tools.features_profile import (
     FEATURE_DESCRIPTIONS,
     FEATURES,
     FeatureProfile,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from anomamind.agents.heuristic import DetectionSettings, HeuristicToolbox, make_heuristic_roles
-from anomamind.agents.heuristic_features import FeatureProfile
+from anomamind.tools.features_profile import FeatureProfile, series_profile
 from anomamind.agents.roles import Roles
 from anomamind.config import ConfigError, load_config, to_dict
 from anomamind.envs.workflow import SeriesOutcome, Workflow, WorkflowConfig
@@ -99,10 +99,10 @@ class WorkflowDetector:
 
 
 def heuristic_context(series: Series, causal: bool) -> FeatureProfile:
-    """The heuristic tools' series-level context (in causal mode the period is estimated on
+    """The heuristic tools' series-level context: the series' cached feature profile, the
+    same object the ``feature_runs`` tool reads (in causal mode the period is estimated on
     the training prefix, and scales use at least the training prefix)."""
-    period_from = (series.train_end or max(len(series) // 4, 100)) if causal else None
-    return FeatureProfile.build(series.values, causal=causal, period_from=period_from, min_reference=series.train_end)
+    return series_profile(series.values, causal, series.train_end)
 
 
 def load_heuristic_config(config: str | Path | None = None, overrides: list[str] | None = None) -> HeuristicAgentConfig:

@@ -10,7 +10,7 @@ from anomamind.agents.heuristic import (
     HeuristicToolbox,
     make_heuristic_roles,
 )
-from anomamind.agents.heuristic_features import FeatureProfile, estimate_period, runs_above
+from anomamind.tools.features_profile import FeatureProfile, estimate_period, runs_above
 from anomamind.agents.parsing import is_well_formatted, parse_detection
 from anomamind.agents.roles import WindowTask
 from anomamind.envs.windowing import make_windows

@@ -6,6 +6,7 @@ from typing import Any, Callable
 
 from anomamind.tools import features_global as global_
 from anomamind.tools import features_local as local
+from anomamind.tools import features_profile as profile
 from anomamind.tools import features_statistical as statistical
 from anomamind.tools import knowledge, localization
 
@@ -21,12 +22,14 @@ BUILTIN_TOOLS: list[tuple[Callable[..., dict[str, Any]], str]] = [
     (local.level_shifts, "local_structural"),
     (local.variance_changes, "local_structural"),
     (local.flat_segments, "local_structural"),
+    (profile.feature_runs, "local_structural"),
     (global_.period_estimate, "global_structural"),
     (global_.seasonal_residual_zscore, "global_structural"),
     (global_.phase_deviation, "global_structural"),
     (global_.trend_break, "global_structural"),
     (global_.spectral_residual, "global_structural"),
     (localization.locate_candidates, "localization"),
+    (profile.raw_value_outliers, "raw_values"),
     (knowledge.get_domain_knowledge, "knowledge_memory"),
     (knowledge.get_anomaly_type_definition, "knowledge_memory"),
     (knowledge.get_tool_semantics, "knowledge_memory"),

@@ -71,6 +71,9 @@ class ToolContext:
     domain: str = "unknown"
     causal: bool = False
     series_name: str = "series"
+    #: The series' training prefix (TSB-AD's ``tr_N``), if known: causal feature profiles
+    #: (tools/features_profile.py) estimate their period and scales on at least that prefix.
+    train_end: int | None = None
     _features: "SeriesFeatures | None" = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -107,6 +110,7 @@ class ToolContext:
             domain=series.domain,
             causal=causal,
             series_name=series.name,
+            train_end=series.train_end,
         )
 
     @property

@@ -8,7 +8,9 @@ into ``ToolResult.error`` text the model can read; it never raises into the work
 
 Groups follow the paper's ablations: "feature_extraction" switches off the three feature
 groups ("statistical", "local_structural", "global_structural") at once;
-"knowledge_memory" and "localization" are the other two.
+"knowledge_memory" and "localization" are the other two. "raw_values" holds the tools
+that read only the window's raw values (no series context); no ablation switches it off,
+so a feature-extraction ablation still has something to measure with.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from anomamind.tools.context import Bounds, ToolArgumentError, ToolContext
 from anomamind.types import ToolCall, ToolResult
 
 FEATURE_GROUPS: tuple[str, ...] = ("statistical", "local_structural", "global_structural")
-GROUPS: tuple[str, ...] = FEATURE_GROUPS + ("knowledge_memory", "localization")
+GROUPS: tuple[str, ...] = FEATURE_GROUPS + ("knowledge_memory", "localization", "raw_values")
 #: Names accepted by ``disabled_groups``: the groups plus the umbrella of the feature groups.
 GROUP_ALIASES: dict[str, tuple[str, ...]] = {
     "feature_extraction": FEATURE_GROUPS,

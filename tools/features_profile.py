@@ -1,11 +1,13 @@
-"""Series-level feature profiles behind the heuristic roles' feature-extraction tools.
+"""Series-level feature profiles and the tools over them: ``feature_runs`` and
+``raw_value_outliers`` (the heuristic agent's feature-extraction calls, open to every role).
 
 Each feature is a residual of the series against a reference (a short median for spikes,
 the previous point for jumps, a long median for level and sequence deviations, the same
 phase one or two periods away for seasonal deviations, the series median for global
 outliers), turned into a robust z-score by a scale (1.4826 * MAD) estimated on the
-series. The residuals are computed once per series with vectorised filters, so every
-window only slices arrays: this is what keeps the agent above 50k points/s.
+series. The residuals are computed once per series with vectorised filters
+(:func:`series_profile` caches the profile per series array), so every window only slices
+arrays: this is what keeps the heuristic agent above 50k points/s.
 
 Two preprocessing modes, recorded in every trajectory:
 - ``whole-series`` (default): centred references and scales from the whole series, as a
@@ -18,11 +20,15 @@ Two preprocessing modes, recorded in every trajectory:
 from __future__ import annotations
 
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage, signal
+
+from anomamind.tools.context import ToolArgumentError, ToolContext
 
 #: The features, in the order tools and prompts list them.
 FEATURES: tuple[str, ...] = ("spike", "jump", "level", "seasonal", "global")
@@ -209,3 +215,110 @@ def spectral_residual_saliency(values: np.ndarray, average: int = 3) -> np.ndarr
     residual = log_amp - ndimage.uniform_filter1d(log_amp, average, mode="nearest")
     saliency = np.abs(np.fft.ifft(np.exp(residual + 1j * np.angle(spectrum))))
     return saliency / (saliency.mean() + 1e-12)
+
+
+# ----------------------------------------------------------------------------- cache
+
+
+#: Profiles of the most recently used series (each entry holds its array, so ids cannot be reused).
+_PROFILE_CACHE_SIZE = 32
+_profiles: "OrderedDict[tuple[int, bool, int | None], tuple[np.ndarray, FeatureProfile]]" = OrderedDict()
+
+
+def series_profile(values: np.ndarray, causal: bool = False, train_end: int | None = None) -> FeatureProfile:
+    """The :class:`FeatureProfile` of a series, built once per (array object, mode, training
+    prefix) and shared by every window and every tool call over it. In causal mode the
+    period is estimated on the training prefix (or the first quarter, at least 100 points)
+    and the scales use at least the training prefix. Treat ``values`` as immutable."""
+    key = (id(values), bool(causal), train_end)
+    hit = _profiles.get(key)
+    if hit is not None and hit[0] is values:
+        _profiles.move_to_end(key)
+        return hit[1]
+    period_from = (train_end or max(len(values) // 4, 100)) if causal else None
+    profile = FeatureProfile.build(values, causal=causal, period_from=period_from, min_reference=train_end)
+    _profiles[key] = (values, profile)
+    while len(_profiles) > _PROFILE_CACHE_SIZE:
+        _profiles.popitem(last=False)
+    return profile
+
+
+# ----------------------------------------------------------------------------- tools
+
+
+def feature_runs(
+    ctx: ToolContext,
+    *,
+    feature: Literal["spike", "jump", "level", "seasonal", "global"] = "spike",
+    threshold: float = 6.0,
+    low: float | None = None,
+    start: int | None = None,
+    end: int | None = None,
+) -> dict[str, Any]:
+    """Runs of points whose robust z-score of one residual feature exceeds a threshold
+    (hysteresis: a run extends while z stays above ``low`` and needs one point above
+    ``threshold``). Features: spike: deviation from the median of the 4 neighbouring points
+    (point anomalies); jump: first difference (abrupt changes); level: deviation from a
+    51-point running median (level shifts, sequence anomalies); seasonal: deviation from
+    the same phase in neighbouring periods (only when the series has a period); global:
+    deviation from the series median (global outliers). Scales are 1.4826 * MAD of the
+    feature over the series (causal mode: over the prefix). The range is clipped to the
+    window.
+
+    Args:
+        feature: spike, jump, level, seasonal or global.
+        threshold: robust z a run must exceed at least once.
+        low: z above which a run extends (default: the threshold).
+        start: first index to examine (absolute, inclusive; default: window start).
+        end: last index to examine (absolute, inclusive; default: window end).
+    """
+    if start is not None or end is not None:
+        ctx.resolve_range(start, end)  # type and readability checks; then clipped to the window
+    profile = series_profile(ctx.values, ctx.causal, ctx.train_end)
+    if feature not in profile.residual:
+        raise ToolArgumentError(f"feature {feature!r} not available (have {profile.features})")
+    w0, w1 = ctx.window_start, ctx.window_end
+    lo = w0 if start is None else max(w0, int(start))
+    hi = w1 if end is None else min(w1, int(end) + 1)
+    if lo >= hi:
+        raise ToolArgumentError(f"range [{start}, {end}] is outside the window [{w0}, {w1 - 1}]")
+    z = profile.zscores(feature, w0, w1)[lo - w0 : hi - w0]
+    threshold = float(threshold)
+    low = threshold if low is None else float(low)
+    peak = int(np.argmax(z))
+    signed = profile.signed(feature, lo, lo + peak + 1)[-1]
+    runs = runs_above(z, threshold, low, offset=lo)
+    return {
+        "feature": feature,
+        "max_z": float(z[peak]),
+        "max_at": lo + peak,
+        "direction": "up" if signed >= 0 else "down",
+        "runs": runs,
+        "summary": f"{feature}: {len(runs)} run(s) above z {threshold:g}; max z {float(z[peak]):.1f} at {lo + peak}",
+    }
+
+
+def raw_value_outliers(ctx: ToolContext, *, threshold: float = 6.0, low: float | None = None) -> dict[str, Any]:
+    """Runs of the window's raw values whose robust z-score against the window's own median
+    (1.4826 * MAD of the window) exceeds a threshold. Uses no series context, so it stays
+    available when feature extraction is switched off.
+
+    Args:
+        threshold: robust z a run must exceed at least once.
+        low: z above which a run extends (default: the threshold).
+    """
+    x = ctx.values[ctx.window_start : ctx.window_end]
+    med = float(np.median(x))
+    mad = 1.4826 * float(np.median(np.abs(x - med)))
+    scale = mad if mad > 1e-12 else (float(np.std(x)) or 1e-9)
+    z = np.abs(x - med) / scale
+    threshold = float(threshold)
+    low = threshold if low is None else float(low)
+    runs = runs_above(z, threshold, low, offset=ctx.window_start)
+    return {
+        "feature": "raw",
+        "max_z": float(z.max()),
+        "max_at": ctx.window_start + int(np.argmax(z)),
+        "runs": runs,
+        "summary": f"raw values: {len(runs)} run(s) above z {threshold:g}; max z {float(z.max()):.1f}",
+    }
