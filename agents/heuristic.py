@@ -11,8 +11,10 @@
 - evaluator: checks every interval against the evidence (supported, not window-long,
   not one of too many weak ones) and sends the answer back once when it is not.
 
-All of them read the series through :class:`HeuristicToolbox` (the feature tools over a
-:class:`~anomamind.tools.features_profile.FeatureProfile`), never through the labels.
+The actor runs its calls through the workflow's toolbox, the shared tool registry
+(``tools.registry.TaskTools``): ``feature_runs`` over the series'
+:class:`~anomamind.tools.features_profile.FeatureProfile`, or ``raw_value_outliers`` when
+feature extraction is off. No role reads the labels.
 """
 
 from __future__ import annotations
@@ -25,13 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from anomamind.tools.features_profile import (
-    FEATURE_DESCRIPTIONS,
-    FEATURES,
-    FeatureProfile,
-    runs_above,
-    spectral_residual_saliency,
-)
+from anomamind.tools.features_profile import FEATURES, runs_above, spectral_residual_saliency
 from anomamind.agents.parsing import render_detection
 from anomamind.agents.roles import (
     Evidence,
@@ -41,7 +37,7 @@ from anomamind.agents.roles import (
     Roles,
     WindowTask,
 )
-from anomamind.types import Detection, Interval, Step, ToolCall, ToolResult
+from anomamind.types import Detection, Interval, Step, ToolCall
 
 #: Anomaly type suggested by the feature that carries the strongest evidence.
 FEATURE_TYPES: dict[str, str] = {
@@ -93,122 +89,6 @@ class DetectionSettings:
         if unknown:
             raise ValueError(f"unknown detection setting(s) {unknown}")
         return cls(**data)
-
-
-# ----------------------------------------------------------------------------- tools
-
-
-class HeuristicToolbox:
-    """The feature tools the heuristic actor calls, over the task's FeatureProfile.
-
-    ``feature_runs``: runs of a feature's robust z above a threshold (hysteresis
-    extension), optionally restricted to ``[start, end]``; ``raw_value_outliers``: robust z
-    of the window's raw values against the window itself (no series context), the only
-    tool left when feature extraction is switched off.
-    """
-
-    names: tuple[str, ...] = ("feature_runs", "raw_value_outliers")
-
-    def schemas(self) -> list[dict[str, Any]]:
-        """OpenAI-style tool schemas (for LLM roles sharing this toolbox)."""
-        return [
-            {
-                "type": "function",
-                "function": {
-                    "name": "feature_runs",
-                    "description": "Runs of points whose robust z-score of a feature exceeds a threshold. "
-                    + "; ".join(f"{k}: {v}" for k, v in FEATURE_DESCRIPTIONS.items()),
-                    "parameters": {
-                        "type": "object",
-                        "properties": {
-                            "feature": {"type": "string", "enum": list(FEATURES)},
-                            "threshold": {"type": "number"},
-                            "low": {"type": "number"},
-                            "start": {"type": "integer"},
-                            "end": {"type": "integer"},
-                        },
-                        "required": ["feature", "threshold"],
-                    },
-                },
-            },
-            {
-                "type": "function",
-                "function": {
-                    "name": "raw_value_outliers",
-                    "description": "Robust z-scores of the window's raw values against the window's own median.",
-                    "parameters": {
-                        "type": "object",
-                        "properties": {"threshold": {"type": "number"}, "low": {"type": "number"}},
-                        "required": ["threshold"],
-                    },
-                },
-            },
-        ]
-
-    def run_calls(self, calls: list[ToolCall], task: WindowTask) -> list[ToolResult]:
-        """Run each call; a bad call becomes a ToolResult with an error, never an exception."""
-        results = []
-        for call in calls:
-            t0 = time.perf_counter()
-            try:
-                handler = getattr(self, f"_tool_{call.name}", None)
-                if handler is None or call.name not in self.names:
-                    raise ValueError(f"unknown tool {call.name!r}; available: {list(self.names)}")
-                output, error = handler(task, **call.arguments), None
-            except (TypeError, ValueError, KeyError) as err:
-                output, error = None, f"{type(err).__name__}: {err}"
-            results.append(
-                ToolResult(call.name, dict(call.arguments), output, error, time.perf_counter() - t0, call.id)
-            )
-        return results
-
-    @staticmethod
-    def _tool_feature_runs(
-        task: WindowTask,
-        feature: str,
-        threshold: float,
-        low: float | None = None,
-        start: int | None = None,
-        end: int | None = None,
-    ) -> dict[str, Any]:
-        profile: FeatureProfile = task.context
-        if profile is None:
-            raise ValueError("feature extraction is not available for this task")
-        if feature not in profile.residual:
-            raise ValueError(f"feature {feature!r} not available (have {profile.features})")
-        w0, w1 = task.window.start, task.window.end
-        lo = w0 if start is None else max(w0, int(start))
-        hi = w1 if end is None else min(w1, int(end) + 1)
-        if lo >= hi:
-            raise ValueError(f"range [{start}, {end}] is outside the window [{w0}, {w1 - 1}]")
-        z = profile.zscores(feature, w0, w1)[lo - w0 : hi - w0]
-        threshold = float(threshold)
-        low = threshold if low is None else float(low)
-        peak = int(np.argmax(z))
-        signed = profile.signed(feature, lo, lo + peak + 1)[-1]
-        return {
-            "feature": feature,
-            "max_z": float(z[peak]),
-            "max_at": lo + peak,
-            "direction": "up" if signed >= 0 else "down",
-            "runs": runs_above(z, threshold, low, offset=lo),
-        }
-
-    @staticmethod
-    def _tool_raw_value_outliers(task: WindowTask, threshold: float, low: float | None = None) -> dict[str, Any]:
-        x = task.window.values
-        med = float(np.median(x))
-        mad = 1.4826 * float(np.median(np.abs(x - med)))
-        scale = mad if mad > 1e-12 else (float(np.std(x)) or 1e-9)
-        z = np.abs(x - med) / scale
-        threshold = float(threshold)
-        low = threshold if low is None else float(low)
-        return {
-            "feature": "raw",
-            "max_z": float(z.max()),
-            "max_at": task.window.start + int(np.argmax(z)),
-            "runs": runs_above(z, threshold, low, offset=task.window.start),
-        }
 
 
 # ----------------------------------------------------------------------------- roles

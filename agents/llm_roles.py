@@ -580,10 +580,11 @@ class LLMEvaluator:
 
 
 def default_tool_schemas() -> list[dict[str, Any]]:
-    """The schemas of the toolbox the workflow runs the actor's calls through."""
-    from anomamind.agents.heuristic import HeuristicToolbox
+    """The schemas of the toolbox the workflow runs the actor's calls through: every tool
+    of the shared registry (tools/catalogue.py), all groups on."""
+    from anomamind.tools.registry import default_registry
 
-    return HeuristicToolbox().schemas()
+    return default_registry().schemas()
 
 
 def make_llm_roles(

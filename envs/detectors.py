@@ -13,8 +13,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from anomamind.agents.heuristic import DetectionSettings, HeuristicToolbox, make_heuristic_roles
+from anomamind.agents.heuristic import DetectionSettings, make_heuristic_roles
 from anomamind.tools.features_profile import FeatureProfile, series_profile
+from anomamind.tools.registry import TaskTools, ToolRegistry
 from anomamind.agents.roles import Roles
 from anomamind.config import ConfigError, load_config, to_dict
 from anomamind.envs.workflow import SeriesOutcome, Workflow, WorkflowConfig
@@ -105,6 +106,13 @@ def heuristic_context(series: Series, causal: bool) -> FeatureProfile:
     return series_profile(series.values, causal, series.train_end)
 
 
+def workflow_tools(config: WorkflowConfig) -> TaskTools:
+    """The toolbox of both agents: the shared tool registry in the workflow's calling
+    convention, with the tool groups of the config's ablations switched off (what the LLM
+    roles are shown and what every role's calls run through)."""
+    return TaskTools(ToolRegistry.default(disabled_groups=config.disable))
+
+
 def load_heuristic_config(config: str | Path | None = None, overrides: list[str] | None = None) -> HeuristicAgentConfig:
     return load_config(HeuristicAgentConfig, config or DEFAULT_HEURISTIC_CONFIG, overrides)
 
@@ -143,12 +151,13 @@ def make_heuristic_agent(
         max_rounds=cfg.max_tool_rounds,
         locator=cfg.locator,
     )
+    wf_config = _workflow_config(cfg, disable, window, stride, causal)
     workflow = Workflow(
         roles,
-        HeuristicToolbox(),
+        workflow_tools(wf_config),
         context_factory=heuristic_context,
         knowledge=HeuristicKnowledge(defaults, cfg.knowledge),
-        config=_workflow_config(cfg, disable, window, stride, causal),
+        config=wf_config,
     )
     role_config = {"agent": "heuristic", "config": to_dict(cfg), "workflow": to_dict(workflow.config)}
     return WorkflowDetector("heuristic-agent", workflow, trajectories, role_config)
@@ -165,19 +174,22 @@ def make_llm_agent(
     trajectories: str | Path | None = None,
 ) -> WorkflowDetector:
     """The workflow with LLM roles (agents/llm_roles.py: ``make_llm_roles(config, overrides,
-    evaluator=...)``) over the same tools, context and knowledge as the heuristic agent."""
+    evaluator=...)``) over the same tools, context and knowledge as the heuristic agent; the
+    planner and actor are shown the schemas of every enabled tool of the registry."""
     try:
         from anomamind.agents.llm_roles import make_llm_roles
     except ImportError as err:
         raise ImportError(f"the LLM roles are not available: {err}") from err
     cfg = load_heuristic_config(None)
-    roles: Roles = make_llm_roles(config, overrides, evaluator=evaluator)
+    wf_config = _workflow_config(cfg, disable, window, stride, causal)
+    tools = workflow_tools(wf_config)
+    roles: Roles = make_llm_roles(config, overrides, evaluator=evaluator, tool_schemas=tools.schemas())
     workflow = Workflow(
         roles,
-        HeuristicToolbox(),
+        tools,
         context_factory=heuristic_context,
         knowledge=HeuristicKnowledge(DetectionSettings.from_dict(cfg.defaults), cfg.knowledge),
-        config=_workflow_config(cfg, disable, window, stride, causal),
+        config=wf_config,
     )
     role_config = {"agent": "llm", "config": str(config), "overrides": list(overrides or []), "workflow": to_dict(workflow.config)}
     return WorkflowDetector("llm-agent", workflow, trajectories, role_config)

@@ -5,11 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anomamind.agents.heuristic import (
-    DetectionSettings,
-    HeuristicToolbox,
-    make_heuristic_roles,
-)
+from anomamind.agents.heuristic import DetectionSettings, make_heuristic_roles
+from anomamind.tools.registry import TaskTools
 from anomamind.tools.features_profile import FeatureProfile, estimate_period, runs_above
 from anomamind.agents.parsing import is_well_formatted, parse_detection
 from anomamind.agents.roles import WindowTask
@@ -38,7 +35,7 @@ def _run(task: WindowTask, roles=None):
     task.upstream["located"] = located
     plan = roles.planner.plan(task, located)
     task.upstream["plan"] = plan
-    evidence = roles.actor.act(task, plan, HeuristicToolbox())
+    evidence = roles.actor.act(task, plan, TaskTools())
     task.upstream["evidence"] = evidence
     text, step = roles.detector.detect(task, [])
     return located, plan, evidence, text
@@ -137,7 +134,7 @@ def test_toolbox_reports_bad_calls_as_errors():
     from anomamind.types import ToolCall
 
     task = _task(_series(), 0)
-    results = HeuristicToolbox().run_calls(
+    results = TaskTools().run_calls(
         [ToolCall("nope", {}), ToolCall("feature_runs", {"feature": "bogus", "threshold": 3})], task
     )
     assert all(not r.ok for r in results)

@@ -18,6 +18,7 @@ from fake_chat_server import FakeChatServer, reply
 
 from anomamind.agents.llm_roles import load_prompt
 from anomamind.envs.detectors import make_llm_agent
+from anomamind.tools.registry import default_registry
 from anomamind.types import Series
 
 SPIKE_AT = 260
@@ -145,7 +146,10 @@ def test_full_trajectory_with_tool_rounds_and_one_refinement(tmp_path):
     image_parts = [p for p in loc_body["messages"][1]["content"] if p["type"] == "image_url"]
     assert len(image_parts) == 1 and image_parts[0]["image_url"]["url"].startswith("data:image/png;base64,")
     actor_bodies = server.requests[2:5]
-    assert all([t["function"]["name"] for t in b["tools"]] == ["feature_runs", "raw_value_outliers"] for b in actor_bodies)
+    # the actor is offered the whole shared toolkit (tools/catalogue.py), the heuristic's tools included
+    toolkit = default_registry().names()
+    assert {"feature_runs", "raw_value_outliers", "get_domain_knowledge", "level_shifts"} <= set(toolkit)
+    assert all([t["function"]["name"] for t in b["tools"]] == toolkit for b in actor_bodies)
     second = actor_bodies[1]["messages"]
     assert second[-2]["role"] == "assistant" and second[-2]["tool_calls"][0]["function"]["name"] == "feature_runs"
     assert second[-1]["role"] == "tool" and second[-1]["tool_call_id"] == second[-2]["tool_calls"][0]["id"]

@@ -16,7 +16,7 @@ from test_llm_agent import ScriptedAgent, spike_series  # noqa: E402
 
 from anomamind.agents.backends.factory import make_backend  # noqa: E402
 from anomamind.agents.backends.transformers_local import TransformersBackend  # noqa: E402
-from anomamind.agents.heuristic import HeuristicToolbox  # noqa: E402
+from anomamind.tools.registry import TaskTools  # noqa: E402
 from anomamind.agents.llm_roles import make_llm_roles  # noqa: E402
 from anomamind.envs.detectors import heuristic_context  # noqa: E402
 from anomamind.envs.workflow import Workflow, WorkflowConfig  # noqa: E402
@@ -45,7 +45,7 @@ def test_local_detector_answers_inside_the_workflow(tmp_path):
             (tmp_path / "llm.yaml").write_text(yaml.safe_dump(config))
             remote = make_backend(http)
             roles = make_llm_roles(tmp_path / "llm.yaml", backends={"general": remote, "vision": remote, "detector": local})
-            workflow = Workflow(roles, HeuristicToolbox(), context_factory=heuristic_context, config=WorkflowConfig(window=300))
+            workflow = Workflow(roles, TaskTools(), context_factory=heuristic_context, config=WorkflowConfig(window=300))
             (task,) = workflow.tasks(spike_series())
             outcome = workflow.run_window(task)
             messages = workflow.detector_messages(task)

@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from anomamind.agents.heuristic import HeuristicToolbox, make_heuristic_roles
+from anomamind.agents.heuristic import make_heuristic_roles
+from anomamind.tools.registry import TaskTools
 from anomamind.agents.parsing import render_detection
 from anomamind.envs.detectors import heuristic_context, make_heuristic_agent
 from anomamind.envs.workflow import Workflow, WorkflowConfig, merge_intervals
@@ -94,7 +95,7 @@ def _workflow(detector=None, evaluator=True, max_refinements=1):
         roles.detector = detector
     return Workflow(
         roles,
-        HeuristicToolbox(),
+        TaskTools(),
         context_factory=heuristic_context,
         config=WorkflowConfig(max_refinements=max_refinements),
     )
