@@ -28,9 +28,11 @@ DEFAULT_HEURISTIC_CONFIG = CONFIG_DIR / "agents" / "heuristic.yaml"
 
 @dataclass
 class HeuristicAgentConfig:
-    """configs/agents/heuristic.yaml: the workflow, the roles, and the knowledge memory's
-    per-dataset detection settings (``knowledge: {DATASET: {thresholds: ..., ...}}``;
-    ``defaults`` is what the planner uses without the memory or for unknown datasets)."""
+    """configs/agents/heuristic.yaml: the workflow and the roles. The per-dataset detection
+    settings live in the knowledge memory (``heuristic_detector`` in
+    configs/knowledge/<dataset>.yaml; generic.yaml for unknown datasets and for the
+    knowledge-memory ablation); ``knowledge: {DATASET: {thresholds: ..., ...}}`` here only
+    overrides them, key by key, for experiments (empty by default)."""
 
     window: int = 100
     stride: int = 100
@@ -39,39 +41,45 @@ class HeuristicAgentConfig:
     max_tool_rounds: int = 2
     plot: bool = False
     locator: dict[str, Any] = field(default_factory=dict)
-    defaults: dict[str, Any] = field(default_factory=dict)
     knowledge: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class HeuristicKnowledge:
-    """The knowledge memory's detection settings per dataset (defaults for unknown ones)."""
+    """The knowledge memory's detection settings per dataset (tools/knowledge.py,
+    ``KnowledgeMemory.detector_settings``: the generic entry overlaid with the dataset's);
+    ``defaults`` are the generic settings (unknown datasets, knowledge memory off)."""
 
-    def __init__(self, defaults: DetectionSettings, entries: dict[str, dict[str, Any]]) -> None:
-        self.defaults = defaults
-        self.entries = {}
-        for name, entry in entries.items():
-            merged = {**defaults.__dict__, **entry}
+    def __init__(self, overrides: dict[str, dict[str, Any]] | None = None, memory: Any = None) -> None:
+        if memory is None:
+            from anomamind.tools.knowledge import default_memory
+
+            memory = default_memory()
+        self.memory = memory
+        self.overrides = {str(k).upper(): dict(v or {}) for k, v in (overrides or {}).items()}
+        self._settings: dict[str, DetectionSettings] = {}
+        self.defaults = self.settings(None)
+
+    def settings(self, dataset: str | None) -> DetectionSettings:
+        """The detection settings of ``dataset`` (None: the generic ones), cached."""
+        name = "" if dataset is None else str(dataset).upper()
+        if name not in self._settings:
+            data = {**self.memory.detector_settings(dataset), **self.overrides.get(name, {})}
             try:
-                self.entries[name.upper()] = DetectionSettings.from_dict(merged)
+                self._settings[name] = DetectionSettings.from_dict(data)
             except (TypeError, ValueError) as err:
-                raise ConfigError(f"knowledge entry {name!r}: {err}") from err
+                raise ConfigError(f"heuristic detector settings for {dataset or 'generic'!r}: {err}") from err
+        return self._settings[name]
 
     def __call__(self, series: Series) -> DetectionSettings:
-        settings = self.entries.get(str(series.dataset).upper(), self.defaults)
-        return replace(settings, description=_memory_summary(series) or settings.description)
+        settings = self.settings(series.dataset)
+        return replace(settings, description=self._summary(series) or settings.description)
 
-
-def _memory_summary(series: Series) -> str:
-    """The shared knowledge memory's (tools/knowledge.py) description and typical types of
-    the series' dataset, for the plan text the detector reads ("" when unavailable)."""
-    try:
-        from anomamind.tools.knowledge import default_memory
-
-        entry = default_memory().for_series(series.dataset, series.domain)
-    except (ImportError, OSError, ValueError):
-        return ""
-    first_sentence = entry.description.split(". ")[0].rstrip(".")
-    return f"{first_sentence}; typical types: {', '.join(entry.typical_types)}"
+    def _summary(self, series: Series) -> str:
+        """The memory's description and typical types of the series' dataset, for the plan
+        text the detector reads."""
+        entry = self.memory.for_series(series.dataset, series.domain)
+        first_sentence = entry.description.split(". ")[0].rstrip(".")
+        return f"{first_sentence}; typical types: {', '.join(entry.typical_types)}"
 
 
 class WorkflowDetector:
@@ -143,9 +151,9 @@ def make_heuristic_agent(
     """The heuristic agent. ``disable`` and ``evaluator=False`` are the ablations; window,
     stride, causal and plot override the config file (configs/agents/heuristic.yaml)."""
     cfg = load_heuristic_config(config, overrides)
-    defaults = DetectionSettings.from_dict(cfg.defaults)
+    knowledge = HeuristicKnowledge(cfg.knowledge)
     roles = make_heuristic_roles(
-        defaults,
+        knowledge.defaults,
         evaluator=evaluator,
         plot=cfg.plot if plot is None else bool(plot),
         max_rounds=cfg.max_tool_rounds,
@@ -156,7 +164,7 @@ def make_heuristic_agent(
         roles,
         workflow_tools(wf_config),
         context_factory=heuristic_context,
-        knowledge=HeuristicKnowledge(defaults, cfg.knowledge),
+        knowledge=knowledge,
         config=wf_config,
     )
     role_config = {"agent": "heuristic", "config": to_dict(cfg), "workflow": to_dict(workflow.config)}
@@ -188,7 +196,7 @@ def make_llm_agent(
         roles,
         tools,
         context_factory=heuristic_context,
-        knowledge=HeuristicKnowledge(DetectionSettings.from_dict(cfg.defaults), cfg.knowledge),
+        knowledge=HeuristicKnowledge(cfg.knowledge),
         config=wf_config,
     )
     role_config = {"agent": "llm", "config": str(config), "overrides": list(overrides or []), "workflow": to_dict(workflow.config)}

@@ -119,3 +119,23 @@ def test_candidate_thresholds_come_from_the_dataset_entry(memory: KnowledgeMemor
     known = memory.for_series("YAHOO").thresholds
     expected = {k: known.get(k, v) for k, v in DEFAULT_THRESHOLDS.items()}
     assert candidate_thresholds(ctx) == expected
+
+
+def test_heuristic_detector_settings_overlay_the_generic_ones(memory: KnowledgeMemory) -> None:
+    generic = memory.detector_settings(None)
+    assert generic == memory.detector_settings("unknown-data") and "how" not in generic
+    yahoo = memory.detector_settings("yahoo_s5")  # aliases and case work as for for_series
+    assert yahoo["thresholds"] != generic["thresholds"] and yahoo["hysteresis"] == 1.0
+    tods = memory.detector_settings("TODS")
+    assert "hysteresis" in tods and tods["max_intervals"] == 10
+    tods["thresholds"]["level"] = -1.0  # a fresh copy: the memory is untouched
+    assert memory.detector_settings("TODS")["thresholds"]["level"] == 11.0
+
+
+def test_every_dataset_file_says_how_its_detector_settings_were_chosen() -> None:
+    for path in sorted(KNOWLEDGE_DIR.glob("*.yaml")):
+        if path.name in ("taxonomy.yaml", "tools.yaml"):
+            continue
+        section = yaml.safe_load(path.read_text())["heuristic_detector"]
+        assert "dev split only" in section["how"] and "tsbad/dev" in section["how"], path.name
+        assert set(section["thresholds"]) == {"spike", "jump", "level", "seasonal", "global"}, path.name

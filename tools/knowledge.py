@@ -8,7 +8,9 @@ Everything is data in ``configs/knowledge/``:
 * one file per dataset (``yahoo.yaml``, ``tods.yaml``, ``iops.yaml``, ``wsd.yaml``) plus
   ``generic.yaml`` for unknown data: description, labelling conventions, typical anomaly
   types, per-domain notes, and thresholds derived from the dev split by
-  ``scripts/derive_knowledge.py`` (each file says how).
+  ``scripts/derive_knowledge.py`` (each file says how); and ``heuristic_detector``, the
+  heuristic agent's detection settings tuned on the dev split (its ``how`` says how),
+  read through :meth:`KnowledgeMemory.detector_settings`.
 
 A series' knowledge is chosen by its ``dataset`` field (then by ``domain``), never by a
 substring of a file path; unknown data get the generic entry. The knowledge tools at the
@@ -17,6 +19,7 @@ end of the module expose this memory to the model (group "knowledge_memory").
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -194,6 +197,20 @@ class KnowledgeMemory:
             domain_note=domain_note,
             notes=list(entry.get("notes", [])),
         )
+
+    def detector_settings(self, dataset: str | None, section: str = "heuristic_detector") -> dict[str, Any]:
+        """A programmatic detector's settings for ``dataset``: the generic entry's
+        ``section`` overlaid (key by key, shallow) with the dataset's own (name or alias,
+        any case; unknown or None: the generic section alone), without its ``how`` text.
+        A fresh copy: the caller may change it."""
+        generic = self._datasets["generic"].get(section) or {}
+        key = self._aliases.get(_key(dataset or "")) if dataset else None
+        own = (self._datasets[key].get(section) or {}) if key else {}
+        for where, data in (("generic", generic), (key, own)):
+            if not isinstance(data, dict):
+                raise KnowledgeError(f"{where}.yaml: {section} must be a mapping")
+        merged = {k: v for k, v in {**generic, **own}.items() if k != "how"}
+        return copy.deepcopy(merged)
 
     def tool_semantics(self, tool_name: str) -> dict[str, Any]:
         """What a tool's output means and its usual threshold (KeyError when undocumented)."""
