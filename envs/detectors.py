@@ -9,6 +9,7 @@ every row of the ablation table.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from anomamind.agents.roles import Roles
 from anomamind.config import ConfigError, load_config, to_dict
 from anomamind.envs.workflow import SeriesOutcome, Workflow, WorkflowConfig
 from anomamind.eval.registry import SeriesPrediction
-from anomamind.paths import CONFIG_DIR
+from anomamind.paths import CONFIG_DIR, PROMPT_DIR
 from anomamind.types import Series
 
 DEFAULT_HEURISTIC_CONFIG = CONFIG_DIR / "agents" / "heuristic.yaml"
@@ -137,6 +138,16 @@ def _workflow_config(cfg: Any, disable: Any, window: int | None, stride: int | N
     )
 
 
+def files_digest(folder: Path, pattern: str) -> str:
+    """Hash of the files an agent reads at run time (knowledge YAML, prompts), for its role
+    configuration: the upstream cache must not serve results computed from older files."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(folder).glob(pattern)):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def make_heuristic_agent(
     disable: list[str] | tuple[str, ...] | str = (),
     evaluator: bool = True,
@@ -167,7 +178,12 @@ def make_heuristic_agent(
         knowledge=knowledge,
         config=wf_config,
     )
-    role_config = {"agent": "heuristic", "config": to_dict(cfg), "workflow": to_dict(workflow.config)}
+    role_config = {
+        "agent": "heuristic",
+        "config": to_dict(cfg),
+        "knowledge": files_digest(CONFIG_DIR / "knowledge", "*.yaml"),
+        "workflow": to_dict(workflow.config),
+    }
     return WorkflowDetector("heuristic-agent", workflow, trajectories, role_config)
 
 
@@ -185,7 +201,7 @@ def make_llm_agent(
     evaluator=...)``) over the same tools, context and knowledge as the heuristic agent; the
     planner and actor are shown the schemas of every enabled tool of the registry."""
     try:
-        from anomamind.agents.llm_roles import make_llm_roles
+        from anomamind.agents.llm_roles import load_llm_config, make_llm_roles
     except ImportError as err:
         raise ImportError(f"the LLM roles are not available: {err}") from err
     cfg = load_heuristic_config(None)
@@ -199,5 +215,11 @@ def make_llm_agent(
         knowledge=HeuristicKnowledge(cfg.knowledge),
         config=wf_config,
     )
-    role_config = {"agent": "llm", "config": str(config), "overrides": list(overrides or []), "workflow": to_dict(workflow.config)}
+    role_config = {
+        "agent": "llm",
+        "config": to_dict(load_llm_config(config, overrides)),  # contents, not the path: edits invalidate caches
+        "prompts": files_digest(PROMPT_DIR, "*.md"),
+        "knowledge": files_digest(CONFIG_DIR / "knowledge", "*.yaml"),
+        "workflow": to_dict(workflow.config),
+    }
     return WorkflowDetector("llm-agent", workflow, trajectories, role_config)

@@ -188,3 +188,19 @@ def test_benchmark_path_skips_unread_prompts_but_predicts_the_same():
     detector_steps = [st for st in full.trajectories[2].steps if st.role == "detector"]
     assert detector_steps[0].messages[0]["role"] == "system"
     assert all(st.messages == [] for st in fast.trajectories[2].steps if st.role == "detector")
+
+
+
+def test_role_config_follows_the_files_the_agents_read(tmp_path):
+    """The upstream cache is keyed by role_config: it must change when knowledge or prompts change."""
+    from anomamind.envs.detectors import files_digest, make_heuristic_agent, make_llm_agent
+
+    (tmp_path / "a.yaml").write_text("x: 1\n")
+    before = files_digest(tmp_path, "*.yaml")
+    (tmp_path / "a.yaml").write_text("x: 2\n")
+    assert files_digest(tmp_path, "*.yaml") != before
+    heuristic = make_heuristic_agent().role_config
+    assert heuristic["knowledge"] == make_heuristic_agent().role_config["knowledge"]
+    llm = make_llm_agent().role_config
+    assert isinstance(llm["config"], dict) and "backends" in llm["config"]  # contents, not a path
+    assert llm["prompts"] and llm["knowledge"] == heuristic["knowledge"]
