@@ -103,6 +103,19 @@ def point_f1(pred: np.ndarray, true: np.ndarray) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def _labelled_rows(completions: Sequence[Any], kwargs: dict[str, Any]):
+    """Per completion ``(completion, window_start, window_end, labels)``, or None when the
+    row lacks labels or window bounds (the label-based terms then return None for it)."""
+    n = len(completions)
+    starts, ends = _column(kwargs, "window_start", n), _column(kwargs, "window_end", n)
+    labels = _column(kwargs, "labels", n)
+    for completion, ws, we, lab in zip(completions, starts, ends, labels):
+        if lab is None or ws is None or we is None:
+            yield None
+        else:
+            yield completion, int(ws), int(we), lab
+
+
 def _parse(completion: Any, window_start: Any, window_end: Any) -> Detection:
     bounds_known = window_start is not None and window_end is not None
     return parse_detection(
@@ -136,15 +149,12 @@ def two_sided(prompts: Any, completions: Sequence[Any], **kwargs: Any) -> list[f
     - unparseable answer: 0.0 on either kind (garbage must never look like "no anomaly");
     - no labels or window bounds for the row: None (TRL then ignores the term for that row).
     """
-    n = len(completions)
-    starts, ends = _column(kwargs, "window_start", n), _column(kwargs, "window_end", n)
-    labels = _column(kwargs, "labels", n)
     rewards: list[float | None] = []
-    for completion, ws, we, lab in zip(completions, starts, ends, labels):
-        if lab is None or ws is None or we is None:
+    for row in _labelled_rows(completions, kwargs):
+        if row is None:
             rewards.append(None)
             continue
-        ws, we = int(ws), int(we)
+        completion, ws, we, lab = row
         detection = _parse(completion, ws, we)
         if not detection.ok:
             rewards.append(0.0)
@@ -167,15 +177,12 @@ def false_positive(prompts: Any, completions: Sequence[Any], **kwargs: Any) -> l
     outside the window are dropped by the parser and penalised by ``rule_matching``.
     No labels or bounds for the row: None.
     """
-    n = len(completions)
-    starts, ends = _column(kwargs, "window_start", n), _column(kwargs, "window_end", n)
-    labels = _column(kwargs, "labels", n)
     rewards: list[float | None] = []
-    for completion, ws, we, lab in zip(completions, starts, ends, labels):
-        if lab is None or ws is None or we is None:
+    for row in _labelled_rows(completions, kwargs):
+        if row is None:
             rewards.append(None)
             continue
-        ws, we = int(ws), int(we)
+        completion, ws, we, lab = row
         detection = _parse(completion, ws, we)
         if not detection.intervals:
             rewards.append(0.0)

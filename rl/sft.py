@@ -31,7 +31,7 @@ def sft_args(cfg: Any, output_dir: str) -> Any:
     """TRL SFTConfig from ``cfg.sft`` with device defaults."""
     from trl import SFTConfig
 
-    from anomamind.rl.train import _cuda_available, coerce_fields
+    from anomamind.rl.train import coerce_fields, set_device_defaults
 
     options = dict(cfg.sft)
     options["output_dir"] = output_dir
@@ -42,12 +42,7 @@ def sft_args(cfg: Any, output_dir: str) -> Any:
     # part with a loss) off long detector prompts; long prompts are dropped instead
     # (data.max_prompt_tokens)
     options.setdefault("max_length", None)
-    if _cuda_available():
-        if cfg.model.dtype in ("auto", "bf16", "bfloat16"):
-            options.setdefault("bf16", True)
-    else:
-        options.setdefault("use_cpu", True)
-        options.setdefault("bf16", False)
+    set_device_defaults(options, cfg.model.dtype)
     try:
         return SFTConfig(**coerce_fields(SFTConfig, options))
     except TypeError as err:

@@ -127,6 +127,17 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def set_device_defaults(options: dict[str, Any], dtype: str) -> None:
+    """bf16 on a GPU (unless the model dtype says otherwise), plain fp32 on CPU; explicit
+    trainer options win. Shared by the GRPO and SFT configs."""
+    if _cuda_available():
+        if dtype in ("auto", "bf16", "bfloat16"):
+            options.setdefault("bf16", True)
+    else:
+        options.setdefault("use_cpu", True)
+        options.setdefault("bf16", False)
+
+
 def resolve_dtype(name: str) -> Any:
     import torch
 
@@ -280,12 +291,7 @@ def grpo_args(cfg: TrainConfig, output_dir: str) -> Any:
             "grpo.use_vllm is true but vLLM is not installed: `pip install anomamind[vllm]` "
             "on a GPU node, or set grpo.use_vllm=false (transformers generation)"
         )
-    if _cuda_available():
-        if cfg.model.dtype in ("auto", "bf16", "bfloat16"):
-            options.setdefault("bf16", True)
-    else:
-        options.setdefault("use_cpu", True)
-        options.setdefault("bf16", False)
+    set_device_defaults(options, cfg.model.dtype)
     try:
         return GRPOConfig(**coerce_fields(GRPOConfig, options))
     except TypeError as err:
