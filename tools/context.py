@@ -77,10 +77,14 @@ class ToolContext:
     _features: "SeriesFeatures | None" = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # keep the caller's array object when it is already 1-D float64: the series cache
-        # is keyed on it, and a fresh view per window would miss the cache every time
-        values = np.asarray(self.values, dtype=np.float64)
-        self.values = values if values.ndim == 1 else values.reshape(-1)
+        # keep the caller's array object when it is already 1-D float64: the series caches
+        # are keyed on it, and a fresh view per window would miss them every time. (np.asarray
+        # with a dtype returns a new view for an equal but not identical dtype, e.g. of an
+        # array unpickled in a worker process, so compare with == before converting.)
+        values = self.values
+        if not (isinstance(values, np.ndarray) and values.dtype == np.float64 and values.ndim == 1):
+            values = np.asarray(values, dtype=np.float64).reshape(-1)
+        self.values = values
         n = self.values.size
         if n == 0:
             raise ValueError(f"{self.series_name}: cannot build a tool context on an empty series")
