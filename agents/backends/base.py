@@ -88,6 +88,29 @@ class ChatBackend(Protocol):
         ...
 
 
+class BatchBackend:
+    """Base for backends that answer conversations in batches (local models): ``chat`` is
+    one conversation through ``chat_many``, which subclasses implement."""
+
+    model: str
+
+    def chat(
+        self,
+        messages: list[Message],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        temperature: float = 0.0,
+        max_tokens: int = 1024,
+        n: int = 1,
+        seed: int | None = None,
+    ) -> ChatResponse:
+        """Answer one conversation (a batch of one)."""
+        return self.chat_many([messages], tools=tools, temperature=temperature, max_tokens=max_tokens, n=n, seed=seed)[0]
+
+    def chat_many(self, conversations: list[list[Message]], **kwargs: Any) -> list[ChatResponse]:
+        raise NotImplementedError
+
+
 class UsageMeter:
     """Thread-safe running totals of token usage and requests, for batch-run reports."""
 

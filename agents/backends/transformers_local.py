@@ -17,7 +17,7 @@ import os
 import threading
 from typing import Any
 
-from .base import BackendError, BackendUnavailableError, ChatResponse, Message, UsageMeter
+from .base import BatchBackend, BackendError, BackendUnavailableError, ChatResponse, Message, UsageMeter
 from .messages import flatten_text_content, for_chat_template, has_images, parse_hermes_tool_calls
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def _import_torch_transformers() -> tuple[Any, Any]:
     return torch, transformers
 
 
-class TransformersBackend:
+class TransformersBackend(BatchBackend):
     """Chat with a local transformers model (text LM or vision-language model).
 
     Pass a path/Hub id as ``model`` to load it, or an already built model object together
@@ -85,18 +85,6 @@ class TransformersBackend:
         self._stop_ids = _stop_token_ids(self._model, self._tokenizer)
 
     # -- public API -----------------------------------------------------------------------
-
-    def chat(
-        self,
-        messages: list[Message],
-        *,
-        tools: list[dict[str, Any]] | None = None,
-        temperature: float = 0.0,
-        max_tokens: int = 1024,
-        n: int = 1,
-        seed: int | None = None,
-    ) -> ChatResponse:
-        return self.chat_many([messages], tools=tools, temperature=temperature, max_tokens=max_tokens, n=n, seed=seed)[0]
 
     def chat_many(
         self,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from .base import BackendUnavailableError, ChatResponse, Message, UsageMeter
+from .base import BatchBackend, BackendUnavailableError, ChatResponse, Message, UsageMeter
 from .messages import parse_hermes_tool_calls
 
 
@@ -27,7 +27,7 @@ def _import_vllm() -> Any:
     return vllm
 
 
-class VLLMBackend:
+class VLLMBackend(BatchBackend):
     """Chat with a model loaded into a local vLLM engine."""
 
     def __init__(
@@ -58,18 +58,6 @@ class VLLMBackend:
         if max_model_len is not None:
             kwargs["max_model_len"] = max_model_len
         self._llm = self._vllm.LLM(**kwargs)
-
-    def chat(
-        self,
-        messages: list[Message],
-        *,
-        tools: list[dict[str, Any]] | None = None,
-        temperature: float = 0.0,
-        max_tokens: int = 1024,
-        n: int = 1,
-        seed: int | None = None,
-    ) -> ChatResponse:
-        return self.chat_many([messages], tools=tools, temperature=temperature, max_tokens=max_tokens, n=n, seed=seed)[0]
 
     def chat_many(
         self,
