@@ -103,17 +103,24 @@ def point_f1(pred: np.ndarray, true: np.ndarray) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def _labelled_rows(completions: Sequence[Any], kwargs: dict[str, Any]):
-    """Per completion ``(completion, window_start, window_end, labels)``, or None when the
-    row lacks labels or window bounds (the label-based terms then return None for it)."""
+def _score_labelled_rows(
+    completions: Sequence[Any],
+    kwargs: dict[str, Any],
+    score: Callable[[Detection, np.ndarray, int, int], float],
+) -> list[float | None]:
+    """``score(detection, true_mask, window_start, window_end)`` per completion; None for a
+    row without labels or window bounds (TRL then ignores the term for that row)."""
     n = len(completions)
     starts, ends = _column(kwargs, "window_start", n), _column(kwargs, "window_end", n)
     labels = _column(kwargs, "labels", n)
+    rewards: list[float | None] = []
     for completion, ws, we, lab in zip(completions, starts, ends, labels):
         if lab is None or ws is None or we is None:
-            yield None
-        else:
-            yield completion, int(ws), int(we), lab
+            rewards.append(None)
+            continue
+        ws, we = int(ws), int(we)
+        rewards.append(score(_parse(completion, ws, we), _labels_mask(lab, ws, we), ws, we))
+    return rewards
 
 
 def _parse(completion: Any, window_start: Any, window_end: Any) -> Detection:
@@ -149,23 +156,13 @@ def two_sided(prompts: Any, completions: Sequence[Any], **kwargs: Any) -> list[f
     - unparseable answer: 0.0 on either kind (garbage must never look like "no anomaly");
     - no labels or window bounds for the row: None (TRL then ignores the term for that row).
     """
-    rewards: list[float | None] = []
-    for row in _labelled_rows(completions, kwargs):
-        if row is None:
-            rewards.append(None)
-            continue
-        completion, ws, we, lab = row
-        detection = _parse(completion, ws, we)
+    def score(detection: Detection, true: np.ndarray, ws: int, we: int) -> float:
         if not detection.ok:
-            rewards.append(0.0)
-            continue
-        true = _labels_mask(lab, ws, we)
+            return 0.0
         pred = interval_mask(detection.intervals, ws, we)
-        if true.any():
-            rewards.append(point_f1(pred, true))
-        else:
-            rewards.append(1.0 / (1.0 + int(pred.sum())))
-    return rewards
+        return point_f1(pred, true) if true.any() else 1.0 / (1.0 + int(pred.sum()))
+
+    return _score_labelled_rows(completions, kwargs, score)
 
 
 def false_positive(prompts: Any, completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
@@ -177,20 +174,13 @@ def false_positive(prompts: Any, completions: Sequence[Any], **kwargs: Any) -> l
     outside the window are dropped by the parser and penalised by ``rule_matching``.
     No labels or bounds for the row: None.
     """
-    rewards: list[float | None] = []
-    for row in _labelled_rows(completions, kwargs):
-        if row is None:
-            rewards.append(None)
-            continue
-        completion, ws, we, lab = row
-        detection = _parse(completion, ws, we)
+    def score(detection: Detection, true: np.ndarray, ws: int, we: int) -> float:
         if not detection.intervals:
-            rewards.append(0.0)
-            continue
-        true = _labels_mask(lab, ws, we)
+            return 0.0
         misses = sum(1 for iv in detection.intervals if not (interval_mask([iv], ws, we) & true).any())
-        rewards.append(-misses / len(detection.intervals))
-    return rewards
+        return -misses / len(detection.intervals)
+
+    return _score_labelled_rows(completions, kwargs, score)
 
 
 def evidence_ranges(evidence: Any) -> list[tuple[int, int]] | None:
