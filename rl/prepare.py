@@ -106,17 +106,49 @@ def select_windows(tasks: list[Any], normal_ratio: float, max_anomalous: int | N
     return sorted(anomalous + picked, key=lambda t: t.window.start)
 
 
-def _make_agent(cfg: PrepareConfig):
+def make_agent(cfg: PrepareConfig, evaluator: bool = False):
+    """The agent whose upstream roles prepare the windows (``evaluator``: with its evaluator,
+    as the multi-turn training environment needs; the upstream cache key is the same)."""
     from anomamind.envs.detectors import make_heuristic_agent, make_llm_agent
 
     geometry = {"window": cfg.window, "stride": cfg.stride}
     if cfg.agents and cfg.agents.startswith("llm:"):
-        return make_llm_agent(config=cfg.agents[4:], evaluator=False, **geometry)
-    return make_heuristic_agent(config=cfg.agents, evaluator=False, **geometry)
+        return make_llm_agent(config=cfg.agents[4:], evaluator=evaluator, **geometry)
+    return make_heuristic_agent(config=cfg.agents, evaluator=evaluator, **geometry)
+
+
+def source_record(cfg: PrepareConfig, cache_dir: Path) -> dict[str, Any]:
+    """What rebuilds the windows of a prepared dataset (data spec, agents, geometry, cache),
+    with paths made absolute: the training environment reloads the series from it."""
+    data = Path(cfg.data).expanduser()
+    return {
+        "data": str(data.resolve()) if data.exists() else cfg.data,
+        "datasets": cfg.datasets,
+        "limit": cfg.limit,
+        "seed": cfg.seed,
+        "agents": cfg.agents,
+        "window": cfg.window,
+        "stride": cfg.stride,
+        "cache_dir": str(Path(cache_dir).resolve()),
+    }
+
+
+def load_source(prepared: str | Path) -> PrepareConfig:
+    """The :class:`PrepareConfig` that made the dataset at ``prepared`` (its summary's
+    ``source``), pointing at the same data and upstream cache."""
+    path = Path(prepared) / "summary.json"
+    try:
+        source = json.loads(path.read_text())["source"]
+    except (OSError, ValueError, KeyError) as err:
+        raise DataError(
+            f"{path}: no 'source' record ({type(err).__name__}: {err}); the dataset was prepared "
+            "by an older version: run `anomamind prepare` again"
+        ) from err
+    return PrepareConfig(out=str(prepared), progress=False, **source)
 
 
 def _row(task: Any, workflow: Any, teacher: Any) -> dict[str, Any]:
-    from anomamind.envs.env import evidence_candidates
+    from anomamind.envs.episode import evidence_candidates
 
     messages = workflow.detector_messages(task)
     try:
@@ -152,7 +184,7 @@ def prepare_dataset(cfg: PrepareConfig) -> dict[str, Any]:
     series = [s for s in loaded.series if s.labels is not None]
     if not series:
         raise DataError(f"{cfg.data}: no labelled series to prepare (training needs labels)")
-    agent = _make_agent(cfg)
+    agent = make_agent(cfg)
     workflow = agent.workflow
     cache = UpstreamCache(cfg.cache_dir or out / "upstream_cache", agent.role_config)
     teacher = HeuristicDetector()
@@ -202,6 +234,7 @@ def prepare_dataset(cfg: PrepareConfig) -> dict[str, Any]:
         },
         "upstream_cache": {"dir": str(cache.root), "hits": cache.hits, "misses": cache.misses},
         "failures": failures,
+        "source": source_record(cfg, cache.root),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
