@@ -8,7 +8,10 @@ A train config (configs/train/*.yaml) has these sections:
 - ``data``: ``path`` of an ``anomamind prepare`` dataset and its split names;
 - ``rewards``: rl/rewards.RewardConfig (enabled terms, weights);
 - ``grpo``: any TRL ``GRPOConfig`` field (``sft`` for SFTConfig in ``mode: sft``);
-- ``validation``: rl/validation.ValidationSection (held-out point-F1 during training).
+- ``validation``: rl/validation.ValidationSection (held-out point-F1 during training);
+- ``rollout``: ``single_turn`` (GRPO samples one answer per prepared prompt) or
+  ``environment`` (multi-turn: the detector may call feature tools and submits through a
+  tool the evaluator reviews; rl/environment.py), with its ``environment`` section.
 
 :func:`train_from_config` is the one entry (the CLI, scripts/train_grpo.py under
 ``accelerate launch`` and the sweep runner call it). Training writes TRL checkpoints under
@@ -24,17 +27,21 @@ import argparse
 import importlib.util
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from anomamind.config import ConfigError, apply_overrides, from_dict, read_yaml, to_dict
+from anomamind.rl.environment import EnvironmentSection
 from anomamind.rl.rewards import RewardConfig, build_reward_functions
 from anomamind.rl.validation import ValidationSection
 
 log = logging.getLogger(__name__)
 
 TRAIN_MODES = ("grpo", "sft")
+#: How GRPO produces a completion: one answer to the prepared prompt, or a multi-turn episode.
+ROLLOUTS = ("single_turn", "environment")
 
 
 @dataclass
@@ -52,6 +59,9 @@ class ModelSection:
     #: ones, e.g. SmolLM2's names <|im_start|> as EOS; generation must stop at <|im_end|>).
     eos_token: str | None = None
     pad_token: str | None = None
+    #: ``hermes`` (ChatML with tool calls; rl/tool_template.py) or a Jinja template; None:
+    #: the tokenizer's own (environment rollouts switch a ChatML one that drops tools).
+    chat_template: str | None = None
 
 
 @dataclass
@@ -78,10 +88,14 @@ class TrainConfig:
     validation: ValidationSection = field(default_factory=ValidationSection)
     grpo: dict[str, Any] = field(default_factory=dict)
     sft: dict[str, Any] = field(default_factory=dict)
+    rollout: str = "single_turn"
+    environment: EnvironmentSection = field(default_factory=EnvironmentSection)
 
     def __post_init__(self) -> None:
         if self.mode not in TRAIN_MODES:
             raise ConfigError(f"mode must be one of {TRAIN_MODES}, got {self.mode!r}")
+        if self.rollout not in ROLLOUTS:
+            raise ConfigError(f"rollout must be one of {ROLLOUTS}, got {self.rollout!r}")
 
 
 def load_train_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
@@ -93,7 +107,10 @@ def load_train_config(path: str | Path, overrides: list[str] | None = None) -> T
             data["rewards"] = RewardConfig(**data["rewards"])
         except (TypeError, ValueError) as err:
             raise ConfigError(f"{path}: rewards: {err}") from err
-    return from_dict(TrainConfig, data, str(path))
+    try:
+        return from_dict(TrainConfig, data, str(path))
+    except TypeError as err:  # a section field of the wrong kind (e.g. environment.tools: 3)
+        raise ConfigError(f"{path}: {err}") from err
 
 
 # ----------------------------------------------------------------------------- command-line fields
@@ -162,6 +179,10 @@ def load_policy(section: ModelSection) -> tuple[Any, Any]:
         from anomamind.rl.tiny import build_tiny_qwen3
 
         model, tokenizer = build_tiny_qwen3(**section.tiny)
+        if section.chat_template:
+            from anomamind.rl.tool_template import set_chat_template
+
+            set_chat_template(tokenizer, section.chat_template)
         return model.to(resolve_dtype(section.dtype)), tokenizer
     kwargs: dict[str, Any] = {"trust_remote_code": section.trust_remote_code}
     if section.gguf_file:
@@ -172,6 +193,10 @@ def load_policy(section: ModelSection) -> tuple[Any, Any]:
     model = AutoModelForCausalLM.from_pretrained(section.name_or_path, dtype=resolve_dtype(section.dtype), **kwargs)
     if section.gguf_file:
         clear_quantization_flags(model)
+    if section.chat_template:
+        from anomamind.rl.tool_template import set_chat_template
+
+        set_chat_template(tokenizer, section.chat_template)
     for role, token in (("eos_token", section.eos_token), ("pad_token", section.pad_token)):
         if token is not None:
             if token not in tokenizer.get_vocab():
@@ -236,13 +261,19 @@ def load_splits(section: DataSection) -> tuple[Any, Any]:
     return train, validation
 
 
-def filter_long_prompts(dataset: Any, tokenizer: Any, max_tokens: int | None) -> Any:
-    """Drop rows whose chat-templated prompt is longer than ``max_tokens`` tokens."""
+def filter_long_prompts(
+    dataset: Any, tokenizer: Any, max_tokens: int | None, tools: list[Any] | None = None, suffix: str = ""
+) -> Any:
+    """Drop rows whose chat-templated prompt is longer than ``max_tokens`` tokens (with the
+    ``tools`` schemas rendered and ``suffix`` appended to the last message, as an
+    environment rollout's prompt has them)."""
     if not max_tokens or dataset is None or len(dataset) == 0:
         return dataset
 
     def short_enough(row: dict[str, Any]) -> bool:
-        text = tokenizer.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True)
+        prompt = [dict(m) for m in row["prompt"]]
+        prompt[-1]["content"] = prompt[-1]["content"] + suffix
+        text = tokenizer.apply_chat_template(prompt, tools=tools, tokenize=False, add_generation_prompt=True)
         return len(tokenizer(text, add_special_tokens=False)["input_ids"]) <= max_tokens
 
     kept = dataset.filter(short_enough)
@@ -272,18 +303,32 @@ def coerce_fields(config_class: type, options: dict[str, Any]) -> dict[str, Any]
     return out
 
 
+def reward_functions(cfg: TrainConfig) -> tuple[list[Any], list[float]]:
+    """The reward terms of the configured rollout and their weights: the label-based terms
+    on the completion (single turn), or the same terms on the episode's final answer plus
+    the switched-on costs, read from the environments (rl/environment.py)."""
+    if cfg.rollout == "environment":
+        from anomamind.rl.environment import environment_reward_functions
+
+        return environment_reward_functions(cfg.rewards, cfg.environment)
+    return build_reward_functions(cfg.rewards)
+
+
 def grpo_args(cfg: TrainConfig, output_dir: str) -> Any:
-    """TRL GRPOConfig from ``cfg.grpo`` plus the reward weights and device defaults."""
+    """TRL GRPOConfig from ``cfg.grpo`` plus the reward weights and device defaults (and, in
+    environment rollouts, a bound on generation turns that fits the environment's)."""
     from trl import GRPOConfig
 
     options = dict(cfg.grpo)
-    _, weights = build_reward_functions(cfg.rewards)
+    _, weights = reward_functions(cfg)
     if "reward_weights" in options:
         raise ConfigError("set reward weights in rewards.weights, not grpo.reward_weights")
     options["reward_weights"] = weights
     options["output_dir"] = output_dir
     options.setdefault("report_to", "none")
     options.setdefault("logging_steps", 1)
+    if cfg.rollout == "environment":
+        options.setdefault("max_tool_calling_iterations", cfg.environment.max_turns)
     if options.get("num_generations", 8) < 2:
         raise ConfigError("grpo.num_generations must be >= 2 (group-relative advantages need a group)")
     if options.get("use_vllm") and importlib.util.find_spec("vllm") is None:
@@ -298,10 +343,49 @@ def grpo_args(cfg: TrainConfig, output_dir: str) -> Any:
         raise ConfigError(f"grpo: {err}") from err
 
 
+def check_launch(args: Any) -> None:
+    """Refuse a multi-process launch whose processes did not form one process group (each
+    would train alone and overwrite the others' files), and say when an FSDP launch runs on
+    CPU (accelerate applies FSDP only on GPU-like devices: the run is plain data-parallel)."""
+    import os
+
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > 1 and args.world_size != launched:
+        raise ConfigError(
+            f"{launched} processes were launched but the trainer sees a world of {args.world_size}: on a "
+            "machine without GPUs multi-process training runs on CPU with gloo and needs use_cpu (the default "
+            "there; was it set to false?)"
+        )
+    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true" and args.device.type == "cpu":
+        log.warning("FSDP was requested but training runs on CPU, where accelerate does not shard: plain data-parallel")
+
+
+_INDEXED_CPU_RESTORE = False
+
+
+def allow_indexed_cpu_restore() -> None:
+    """Let ``torch.load`` restore storages to ``cpu:N``. In a multi-process CPU launch
+    (``accelerate launch --multi_gpu`` on a machine without GPUs: gloo) accelerate's device
+    is ``cpu:<local rank>``, transformers loads the optimizer state of a resumed checkpoint
+    with ``map_location`` = that device, and torch only knows how to restore to ``cpu``:
+    resuming failed. Registered through torch's own extension point, once per process."""
+    global _INDEXED_CPU_RESTORE
+    if _INDEXED_CPU_RESTORE:
+        return
+    import torch
+
+    def restore(storage: Any, location: str) -> Any:
+        return storage if location.startswith("cpu:") else None
+
+    torch.serialization.register_package(11, lambda storage: None, restore)
+    _INDEXED_CPU_RESTORE = True
+
+
 def _resume_path(value: Any, output_dir: str) -> str | None:
     """``resume_from_checkpoint``: a folder, or true for the latest one in output_dir."""
     if value in (None, False, "", "false", "False"):
         return None
+    allow_indexed_cpu_restore()
     if value in (True, "true", "True", "last", "latest"):
         from transformers.trainer_utils import get_last_checkpoint
 
@@ -359,18 +443,65 @@ def _summary(trainer: Any, output_dir: str, final: str, result: Any, callback: A
 # ----------------------------------------------------------------------------- entry
 
 
-def train_grpo(cfg: TrainConfig, output_dir: str) -> dict[str, Any]:
-    """Build TRL's GRPOTrainer from ``cfg`` and train; returns the run summary."""
+@dataclass
+class Rollout:
+    """What a rollout mode adds to the trainer: TRL's ``environment_factory``, the prompt
+    length overhead (tool schemas, instructions), a validation answer function and
+    callbacks (all empty for single-turn rollouts)."""
+
+    environment_factory: Any = None
+    tools: list[Any] | None = None
+    prompt_suffix: str = ""
+    answer: Any = None
+    callbacks: list[Any] = field(default_factory=list)
+
+
+def build_rollout(cfg: TrainConfig, tokenizer: Any, output_dir: str, chat_template_kwargs: dict[str, Any] | None) -> Rollout:
+    """The environment of ``rollout: environment`` over the prepared dataset (the tokenizer
+    gets a chat template that renders tools), or nothing for single-turn rollouts."""
+    if cfg.rollout != "environment":
+        return Rollout()
+    from anomamind.rl.environment import RolloutContext, make_stats_callback, trajectories_path
+    from anomamind.rl.environment_play import environment_answers
+    from anomamind.rl.tool_template import ensure_tool_template
+
+    ensure_tool_template(tokenizer)
+    section = cfg.environment
+    context = RolloutContext(
+        cfg.data.path, section, cfg.rewards, trajectories_path(output_dir) if section.trajectories else None
+    )
+
+    def answer(model: Any, rows: list[dict[str, Any]]) -> list[str]:
+        return environment_answers(
+            model, tokenizer, context, rows, max_new_tokens=cfg.validation.max_new_tokens,
+            batch_size=cfg.validation.batch_size, chat_template_kwargs=chat_template_kwargs,
+        )
+
+    return Rollout(
+        environment_factory=context.new_environment,
+        tools=context.tool_schemas(),
+        prompt_suffix=context.instructions,
+        answer=answer,
+        callbacks=[make_stats_callback(context)],
+    )
+
+
+def train_grpo(cfg: TrainConfig, output_dir: str, callbacks: list[Any] | None = None) -> dict[str, Any]:
+    """Build TRL's GRPOTrainer from ``cfg`` and train; returns the run summary.
+    ``callbacks``: extra ``TrainerCallback`` objects (tests, experiments)."""
     from trl import GRPOTrainer
 
     from anomamind.rl.validation import make_validation_callback
 
     args = grpo_args(cfg, output_dir)
+    check_launch(args)
     model, tokenizer = load_policy(cfg.model)
+    rollout = build_rollout(cfg, tokenizer, output_dir, args.chat_template_kwargs)
     train, validation = load_splits(cfg.data)
-    train = filter_long_prompts(train, tokenizer, cfg.data.max_prompt_tokens)
-    validation = filter_long_prompts(validation, tokenizer, cfg.data.max_prompt_tokens)
-    funcs, _ = build_reward_functions(cfg.rewards)
+    limit = cfg.data.max_prompt_tokens
+    train = filter_long_prompts(train, tokenizer, limit, rollout.tools, rollout.prompt_suffix)
+    validation = filter_long_prompts(validation, tokenizer, limit, rollout.tools, rollout.prompt_suffix)
+    funcs, _ = reward_functions(cfg)
     rows = _validation_rows(validation, cfg.validation, cfg.data.seed)
     callback = None
     trainer = GRPOTrainer(
@@ -380,10 +511,14 @@ def train_grpo(cfg: TrainConfig, output_dir: str) -> dict[str, Any]:
         train_dataset=train,
         processing_class=tokenizer,
         peft_config=peft_config(cfg.model),
+        environment_factory=rollout.environment_factory,
+        callbacks=callbacks,
     )
+    for extra in rollout.callbacks:
+        trainer.callback_handler.callbacks.insert(0, extra)  # before the loggers see `logs`
     if rows:
         callback = make_validation_callback(
-            rows, cfg.validation, tokenizer, output_dir, cfg.rewards, args.chat_template_kwargs
+            rows, cfg.validation, tokenizer, output_dir, cfg.rewards, args.chat_template_kwargs, rollout.answer
         )
         trainer.callback_handler.callbacks.insert(0, callback)  # before the loggers see `logs`
     result = trainer.train(resume_from_checkpoint=_resume_path(args.resume_from_checkpoint, output_dir))
@@ -397,12 +532,14 @@ def train_from_config(
     overrides: list[str] | None = None,
     output_dir: str | None = None,
     trainer_args: dict[str, Any] | None = None,
+    callbacks: list[Any] | None = None,
 ) -> dict[str, Any]:
     """Train from a config file (see the module docstring) and return the run summary
     (``checkpoint``: the final model folder, ``train_loss``, validation before/after).
 
     ``overrides`` are ``a.b=value`` strings; ``trainer_args`` are typed GRPOConfig (or
     SFTConfig) fields from the command line, applied last; ``output_dir`` wins over both.
+    ``callbacks``: extra ``TrainerCallback`` objects for the GRPO trainer.
     """
     cfg = load_train_config(config_path, overrides)
     section = cfg.sft if cfg.mode == "sft" else cfg.grpo
@@ -418,6 +555,6 @@ def train_from_config(
 
         summary = train_sft(cfg, str(out))
     else:
-        summary = train_grpo(cfg, str(out))
+        summary = train_grpo(cfg, str(out), callbacks)
     (Path(out) / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     return summary
