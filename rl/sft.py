@@ -54,12 +54,13 @@ def train_sft(cfg: Any, output_dir: str) -> dict[str, Any]:
     from trl import SFTTrainer
 
     from anomamind.rl.train import (
-        _resume_path, _summary, _validation_rows, _write_history, filter_long_prompts,
+        _resume_path, _summary, _validation_rows, _write_history, check_launch, filter_long_prompts,
         load_policy, load_splits, peft_config, save_final,
     )
     from anomamind.rl.validation import make_validation_callback
 
     args = sft_args(cfg, output_dir)
+    check_launch(args)
     model, tokenizer = load_policy(cfg.model)
     train, validation = load_splits(cfg.data)
     train = sft_dataset(filter_long_prompts(train, tokenizer, cfg.data.max_prompt_tokens))

@@ -14,7 +14,9 @@ import json
 import sys
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, callbacks: list | None = None) -> int:
+    """Parse the arguments and train; ``callbacks`` (``TrainerCallback`` objects) are for
+    programs that wrap this entry (the multi-process test)."""
     from anomamind.config import read_yaml
     from anomamind.rl.cli import split_extra
     from anomamind.rl.train import train_from_config, trainer_args_from_cli
@@ -25,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     overrides, flags = split_extra(extra)
     mode = str(read_yaml(args.config).get("mode", "grpo"))
-    summary = train_from_config(args.config, overrides, args.output_dir, trainer_args_from_cli(flags, mode))
+    summary = train_from_config(args.config, overrides, args.output_dir, trainer_args_from_cli(flags, mode), callbacks)
     print(json.dumps(summary, indent=1, default=str))
     return 0
 
