@@ -316,14 +316,15 @@ class RolloutContext:
         template = (PROMPT_DIR / "environment_tools.md").read_text().strip()
         return template.format(tools_line=tools_line, review_line=review_line)
 
-    def new_environment(self, trajectories: Any = "run", stats: Any = "run") -> DetectorToolEnv:
-        """An environment (TRL's ``environment_factory`` calls this with no arguments: the
-        run's trajectory file and statistics; pass None to keep an episode out of them)."""
-        return self.env_class(
-            self,
-            self.trajectories if trajectories == "run" else trajectories,
-            self.stats if stats == "run" else stats,
-        )
+    def new_environment(self) -> DetectorToolEnv:
+        """A training rollout's environment (TRL's ``environment_factory``): its episode goes
+        to the run's trajectory file and statistics."""
+        return self.env_class(self, self.trajectories, self.stats)
+
+    def detached_environment(self, trajectories: Path | None = None) -> DetectorToolEnv:
+        """An environment outside training (validation, evaluation): its episode is written
+        to ``trajectories`` only and never counts in the run's statistics."""
+        return self.env_class(self, trajectories, None)
 
     def start(self, row: dict[str, Any], trajectories: Path | None) -> DetectorEpisode:
         task = self.windows.task(row["series"], row["window_start"])
@@ -341,7 +342,7 @@ class RolloutContext:
         """The tools' schemas as the chat template sees them (OpenAI function format)."""
         from transformers.utils import get_json_schema
 
-        probe = self.env_class(self, None, None)
+        probe = self.detached_environment()
         names = [n for n, _ in inspect.getmembers(self.env_class, inspect.isfunction) if not n.startswith("_") and n != "reset"]
         return [get_json_schema(getattr(probe, n)) for n in names]
 

@@ -30,7 +30,7 @@ def play_episodes(
     are written (None: nowhere); they never count in the run's training statistics."""
     from anomamind.agents.backends.messages import assistant_message, tool_message
 
-    envs = [context.new_environment(trajectories=trajectories, stats=None) for _ in rows]
+    envs = [context.detached_environment(trajectories) for _ in rows]
     conversations, prompt_lengths = [], []
     for env, row in zip(envs, rows):
         instructions = env.reset(**row)
