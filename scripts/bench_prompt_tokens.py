@@ -109,13 +109,14 @@ def write(args: argparse.Namespace, rows: list[dict], seconds: float) -> None:
         writer.writeheader()
         writer.writerows(rows)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
     load = os.getloadavg()
     lines = [
         "# Detector prompt length: compact vs full (SmolLM2 tokens)",
         "",
         f"Command: `python scripts/bench_prompt_tokens.py {' '.join(sys.argv[1:]).replace(args.data, 'DATA')}` "
         f"(DATA: the TSB-AD-U `{Path(args.data).name}` split, `../shared/data/tsbad/{Path(args.data).name}` here)  ",
-        f"Commit: {commit} (plus the working tree of this change). Machine: {platform.machine()} "
+        f"Commit: {commit}{' with uncommitted changes' if dirty else ''}. Machine: {platform.machine()} "
         f"{os.cpu_count()}-core CPU, load average {load[0]:.1f} at the end; {seconds:.0f} s.  ",
         f"Data: `{Path(args.data).name}` split of TSB-AD-U, datasets {', '.join(args.datasets)}; window "
         f"{args.window}; windows selected as `anomamind prepare` selects them (all anomalous windows up to "
