@@ -8,7 +8,8 @@ A train config (configs/train/*.yaml) has these sections:
 - ``data``: ``path`` of an ``anomamind prepare`` dataset and its split names;
 - ``rewards``: rl/rewards.RewardConfig (enabled terms, weights);
 - ``grpo``: any TRL ``GRPOConfig`` field (``sft`` for SFTConfig in ``mode: sft``);
-- ``validation``: rl/validation.ValidationSection (held-out point-F1 during training).
+- ``validation``: rl/validation.ValidationSection (held-out point-F1 during training);
+- ``warm_start``: an SFT config trained first (:class:`WarmStartSection`; GRPO only).
 
 :func:`train_from_config` is the one entry (the CLI, scripts/train_grpo.py under
 ``accelerate launch`` and the sweep runner call it). Training writes TRL checkpoints under
@@ -72,6 +73,18 @@ class DataSection:
 
 
 @dataclass
+class WarmStartSection:
+    """An SFT run trained before GRPO on the same prepared data (``config``: a ``mode: sft``
+    train config, a path or one relative to the repository; ``overrides`` for it); GRPO
+    starts from its final model. A random or untrained policy never answers in format, so
+    without it every group scores alike and nothing is learned. Written to
+    ``OUTPUT_DIR/warm_start`` and reused from there on a rerun."""
+
+    config: str | None = None
+    overrides: list[str] = field(default_factory=list)
+
+
+@dataclass
 class TrainConfig:
     """A whole train config file (see the module docstring)."""
 
@@ -80,6 +93,7 @@ class TrainConfig:
     data: DataSection = field(default_factory=DataSection)
     rewards: RewardConfig = field(default_factory=RewardConfig)
     validation: ValidationSection = field(default_factory=ValidationSection)
+    warm_start: WarmStartSection = field(default_factory=WarmStartSection)
     grpo: dict[str, Any] = field(default_factory=dict)
     sft: dict[str, Any] = field(default_factory=dict)
 
@@ -426,6 +440,32 @@ def train_grpo(cfg: TrainConfig, output_dir: str) -> dict[str, Any]:
     return _summary(trainer, output_dir, final, result, callback)
 
 
+def _config_path(path: str) -> Path:
+    """``path`` as given, else relative to the repository (configs/train/...)."""
+    from anomamind.paths import REPO_ROOT
+
+    for candidate in (Path(path), REPO_ROOT / path):
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"warm_start.config: no such file {path!r}")
+
+
+def run_warm_start(cfg: TrainConfig, output_dir: str) -> dict[str, Any]:
+    """Train (or reuse) the SFT warm start of ``cfg`` in ``output_dir/warm_start`` and
+    point ``cfg.model`` at its final model; returns the SFT run's summary."""
+    path = _config_path(str(cfg.warm_start.config))
+    if load_train_config(path).mode != "sft":
+        raise ConfigError(f"warm_start.config {path} is not a `mode: sft` train config")
+    out = Path(output_dir) / "warm_start"
+    if (out / "final" / "config.json").is_file() and (out / "summary.json").is_file():
+        log.info("warm start: reusing %s", out / "final")
+        summary = json.loads((out / "summary.json").read_text())
+    else:
+        summary = train_from_config(path, [f"data.path={cfg.data.path}", *cfg.warm_start.overrides], str(out))
+    cfg.model.name_or_path, cfg.model.gguf_file = str(out / "final"), None
+    return summary
+
+
 def train_from_config(
     config_path: str | Path,
     overrides: list[str] | None = None,
@@ -446,6 +486,7 @@ def train_from_config(
         raise ConfigError(f"{config_path}: no output directory (give --output_dir or {cfg.mode}.output_dir)")
     section.pop("output_dir", None)
     Path(out).mkdir(parents=True, exist_ok=True)
+    warm_start = run_warm_start(cfg, str(out)) if cfg.mode == "grpo" and cfg.warm_start.config else None
     (Path(out) / "train_config.json").write_text(json.dumps(to_dict(cfg), indent=1, default=str))
     if cfg.mode == "sft":
         from anomamind.rl.sft import train_sft
@@ -453,5 +494,7 @@ def train_from_config(
         summary = train_sft(cfg, str(out))
     else:
         summary = train_grpo(cfg, str(out))
+    if warm_start is not None:
+        summary["warm_start"] = warm_start
     (Path(out) / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     return summary
