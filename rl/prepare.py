@@ -10,7 +10,13 @@ a Hugging Face ``DatasetDict`` (``train`` / ``validation``) with these columns:
 - ``series``, ``dataset``, ``window_start``, ``window_end`` (``[start, end)``), ``labels``
   (0/1 per window point), ``has_anomaly``;
 - ``evidence``: the ranges the tools flagged (JSON), read by the rule_matching reward;
-- ``heuristic_answer``: the heuristic detector's answer for the window, the SFT target.
+- ``heuristic_answer``: the heuristic detector's answer for the window, the SFT target
+  (in the compact answer format, without explanations, when the prompts are compact).
+
+The prompt style (``compact`` or ``full``, agents/detector_prompt.py) is the agent
+config's ``detector_prompt`` unless ``PrepareConfig.detector_prompt`` overrides it; it is
+recorded in ``OUT/summary.json``, and training carries it into the trained model's folder
+so ``checkpoint:`` renders the prompts the model was trained on.
 
 Windows: every window with an anomaly is kept, plus ``normal_ratio`` normal windows per
 anomalous one, drawn with the seed from the same series. The split is by series (per
@@ -64,6 +70,7 @@ class PrepareConfig:
     seed: int = 0
     cache_dir: str | None = None
     progress: bool = True
+    detector_prompt: str | None = None
 
     def __post_init__(self) -> None:
         if self.normal_ratio < 0:
@@ -111,7 +118,7 @@ def make_agent(cfg: PrepareConfig, evaluator: bool = False):
     as the multi-turn training environment needs; the upstream cache key is the same)."""
     from anomamind.envs.detectors import make_heuristic_agent, make_llm_agent
 
-    geometry = {"window": cfg.window, "stride": cfg.stride}
+    geometry = {"window": cfg.window, "stride": cfg.stride, "detector_prompt": cfg.detector_prompt}
     if cfg.agents and cfg.agents.startswith("llm:"):
         return make_llm_agent(config=cfg.agents[4:], evaluator=evaluator, **geometry)
     return make_heuristic_agent(config=cfg.agents, evaluator=evaluator, **geometry)
@@ -129,6 +136,7 @@ def source_record(cfg: PrepareConfig, cache_dir: Path) -> dict[str, Any]:
         "agents": cfg.agents,
         "window": cfg.window,
         "stride": cfg.stride,
+        "detector_prompt": cfg.detector_prompt,
         "cache_dir": str(Path(cache_dir).resolve()),
     }
 
@@ -148,6 +156,7 @@ def load_source(prepared: str | Path) -> PrepareConfig:
 
 
 def _row(task: Any, workflow: Any, teacher: Any) -> dict[str, Any]:
+    from anomamind.agents.detector_prompt import compact_answer
     from anomamind.envs.episode import evidence_candidates
 
     messages = workflow.detector_messages(task)
@@ -157,6 +166,8 @@ def _row(task: Any, workflow: Any, teacher: Any) -> dict[str, Any]:
         log.warning("%s: no heuristic answer (%s)", task.task_id, err)
         answer = ""
     w = task.window
+    if answer and workflow.config.detector_prompt == "compact":
+        answer = compact_answer(answer, w.start, w.end)
     return {
         "prompt": messages,
         "series": task.series.name,
@@ -221,6 +232,7 @@ def prepare_dataset(cfg: PrepareConfig) -> dict[str, Any]:
         "data": cfg.data,
         "datasets": sorted({s.dataset for s in series}),
         "agents": cfg.agents or "heuristic (configs/agents/heuristic.yaml)",
+        "detector_prompt": workflow.config.detector_prompt,
         "normal_ratio": cfg.normal_ratio,
         "val_fraction": cfg.val_fraction,
         "seed": cfg.seed,

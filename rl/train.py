@@ -9,6 +9,7 @@ A train config (configs/train/*.yaml) has these sections:
 - ``rewards``: rl/rewards.RewardConfig (enabled terms, weights);
 - ``grpo``: any TRL ``GRPOConfig`` field (``sft`` for SFTConfig in ``mode: sft``);
 - ``validation``: rl/validation.ValidationSection (held-out point-F1 during training);
+- ``warm_start``: an SFT config trained first (:class:`WarmStartSection`; GRPO only);
 - ``rollout``: ``single_turn`` (GRPO samples one answer per prepared prompt) or
   ``environment`` (multi-turn: the detector may call feature tools and submits through a
   tool the evaluator reviews; rl/environment.py), with its ``environment`` section.
@@ -67,7 +68,10 @@ class ModelSection:
 @dataclass
 class DataSection:
     """The prepared dataset; ``max_prompt_tokens`` drops longer prompts (counted with the
-    policy's chat template); ``max_train_windows`` keeps the first K training rows."""
+    policy's chat template); ``max_train_windows`` keeps the first K training rows;
+    ``detector_prompt`` (compact | full) is the prompt style the data must have been
+    prepared with (None: whichever it has; the style is recorded next to the trained model
+    either way, see :func:`save_final`)."""
 
     path: str = ""
     train_split: str = "train"
@@ -75,6 +79,19 @@ class DataSection:
     max_prompt_tokens: int | None = None
     max_train_windows: int | None = None
     seed: int = 0
+    detector_prompt: str | None = None
+
+
+@dataclass
+class WarmStartSection:
+    """An SFT run trained before GRPO on the same prepared data (``config``: a ``mode: sft``
+    train config, a path or one relative to the repository; ``overrides`` for it); GRPO
+    starts from its final model. A random or untrained policy never answers in format, so
+    without it every group scores alike and nothing is learned. Written to
+    ``OUTPUT_DIR/warm_start`` and reused from there on a rerun."""
+
+    config: str | None = None
+    overrides: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -86,6 +103,7 @@ class TrainConfig:
     data: DataSection = field(default_factory=DataSection)
     rewards: RewardConfig = field(default_factory=RewardConfig)
     validation: ValidationSection = field(default_factory=ValidationSection)
+    warm_start: WarmStartSection = field(default_factory=WarmStartSection)
     grpo: dict[str, Any] = field(default_factory=dict)
     sft: dict[str, Any] = field(default_factory=dict)
     rollout: str = "single_turn"
@@ -238,6 +256,18 @@ def peft_config(section: ModelSection) -> Any:
         raise ConfigError(f"model.lora: {err}") from err
 
 
+def prepared_prompt_style(path: str | Path) -> str | None:
+    """The detector prompt style a prepared dataset was built with (its summary.json);
+    None for data prepared before styles existed (those are ``full``) or without a summary."""
+    summary = Path(path) / "summary.json"
+    if not summary.is_file():
+        return None
+    try:
+        return json.loads(summary.read_text()).get("detector_prompt")
+    except (json.JSONDecodeError, AttributeError) as err:
+        raise ConfigError(f"{summary}: not a prepare summary ({err})") from err
+
+
 def load_splits(section: DataSection) -> tuple[Any, Any]:
     """Train and validation splits of the prepared dataset (validation may be empty)."""
     from datasets import load_from_disk
@@ -247,6 +277,13 @@ def load_splits(section: DataSection) -> tuple[Any, Any]:
         raise ConfigError(
             f"data.path {section.path!r} is not a prepared dataset (no dataset_dict.json); "
             "run `anomamind prepare --out DIR` first"
+        )
+    style = prepared_prompt_style(path)
+    if section.detector_prompt is not None and section.detector_prompt != (style or "full"):
+        raise ConfigError(
+            f"data.detector_prompt is {section.detector_prompt!r} but {path} was prepared with "
+            f"{style or 'full'!r} prompts: prepare it again with detector_prompt={section.detector_prompt} "
+            "in the agent config, or change data.detector_prompt"
         )
     splits = load_from_disk(str(path))
     if section.train_split not in splits:
@@ -261,6 +298,13 @@ def load_splits(section: DataSection) -> tuple[Any, Any]:
     return train, validation
 
 
+def prompt_tokens(tokenizer: Any, messages: list[dict[str, Any]], tools: list[Any] | None = None) -> int:
+    """Tokens of ``messages`` as the policy reads them: chat template (with the ``tools``
+    schemas when given), generation prompt."""
+    text = tokenizer.apply_chat_template(messages, tools=tools, tokenize=False, add_generation_prompt=True)
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
 def filter_long_prompts(
     dataset: Any, tokenizer: Any, max_tokens: int | None, tools: list[Any] | None = None, suffix: str = ""
 ) -> Any:
@@ -273,8 +317,7 @@ def filter_long_prompts(
     def short_enough(row: dict[str, Any]) -> bool:
         prompt = [dict(m) for m in row["prompt"]]
         prompt[-1]["content"] = prompt[-1]["content"] + suffix
-        text = tokenizer.apply_chat_template(prompt, tools=tools, tokenize=False, add_generation_prompt=True)
-        return len(tokenizer(text, add_special_tokens=False)["input_ids"]) <= max_tokens
+        return prompt_tokens(tokenizer, prompt, tools) <= max_tokens
 
     kept = dataset.filter(short_enough)
     if len(kept) < len(dataset):
@@ -398,8 +441,13 @@ def _resume_path(value: Any, output_dir: str) -> str | None:
     return str(value)
 
 
-def save_final(trainer: Any, tokenizer: Any, output_dir: str) -> str:
-    """Save the trained policy (LoRA merged into the base weights) to ``output_dir/final``."""
+#: Written next to a trained model: what ``checkpoint:`` needs to prompt it as trained.
+DETECTOR_INFO = "anomamind_detector.json"
+
+
+def save_final(trainer: Any, tokenizer: Any, output_dir: str, detector_prompt: str | None = None) -> str:
+    """Save the trained policy (LoRA merged into the base weights) to ``output_dir/final``,
+    with the prompt style of its training data in ``final/anomamind_detector.json``."""
     final = Path(output_dir) / "final"
     model = trainer.accelerator.unwrap_model(trainer.model)
     if hasattr(model, "merge_and_unload"):
@@ -408,6 +456,7 @@ def save_final(trainer: Any, tokenizer: Any, output_dir: str) -> str:
         final.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(str(final))
         tokenizer.save_pretrained(str(final))
+        (final / DETECTOR_INFO).write_text(json.dumps({"detector_prompt": detector_prompt or "full"}))
     return str(final)
 
 
@@ -523,8 +572,34 @@ def train_grpo(cfg: TrainConfig, output_dir: str, callbacks: list[Any] | None = 
         trainer.callback_handler.callbacks.insert(0, callback)  # before the loggers see `logs`
     result = trainer.train(resume_from_checkpoint=_resume_path(args.resume_from_checkpoint, output_dir))
     _write_history(trainer, output_dir)
-    final = save_final(trainer, tokenizer, output_dir)
+    final = save_final(trainer, tokenizer, output_dir, prepared_prompt_style(cfg.data.path))
     return _summary(trainer, output_dir, final, result, callback)
+
+
+def _config_path(path: str) -> Path:
+    """``path`` as given, else relative to the repository (configs/train/...)."""
+    from anomamind.paths import REPO_ROOT
+
+    for candidate in (Path(path), REPO_ROOT / path):
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"warm_start.config: no such file {path!r}")
+
+
+def run_warm_start(cfg: TrainConfig, output_dir: str) -> dict[str, Any]:
+    """Train (or reuse) the SFT warm start of ``cfg`` in ``output_dir/warm_start`` and
+    point ``cfg.model`` at its final model; returns the SFT run's summary."""
+    path = _config_path(str(cfg.warm_start.config))
+    if load_train_config(path).mode != "sft":
+        raise ConfigError(f"warm_start.config {path} is not a `mode: sft` train config")
+    out = Path(output_dir) / "warm_start"
+    if (out / "final" / "config.json").is_file() and (out / "summary.json").is_file():
+        log.info("warm start: reusing %s", out / "final")
+        summary = json.loads((out / "summary.json").read_text())
+    else:
+        summary = train_from_config(path, [f"data.path={cfg.data.path}", *cfg.warm_start.overrides], str(out))
+    cfg.model.name_or_path, cfg.model.gguf_file = str(out / "final"), None
+    return summary
 
 
 def train_from_config(
@@ -549,6 +624,7 @@ def train_from_config(
         raise ConfigError(f"{config_path}: no output directory (give --output_dir or {cfg.mode}.output_dir)")
     section.pop("output_dir", None)
     Path(out).mkdir(parents=True, exist_ok=True)
+    warm_start = run_warm_start(cfg, str(out)) if cfg.mode == "grpo" and cfg.warm_start.config else None
     (Path(out) / "train_config.json").write_text(json.dumps(to_dict(cfg), indent=1, default=str))
     if cfg.mode == "sft":
         from anomamind.rl.sft import train_sft
@@ -556,5 +632,7 @@ def train_from_config(
         summary = train_sft(cfg, str(out))
     else:
         summary = train_grpo(cfg, str(out), callbacks)
+    if warm_start is not None:
+        summary["warm_start"] = warm_start
     (Path(out) / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     return summary

@@ -19,7 +19,8 @@ import random
 import re
 from typing import Any
 
-WINDOW_RE = re.compile(r"Window: indices (\d+)\.\.(\d+)")
+#: The window line of the compact ("Window 200-299;") and full ("Window: indices 200..299") prompts.
+WINDOW_RE = re.compile(r"Window(?::\s*indices)?\s+(\d+)(?:\.\.|-)(\d+)")
 
 
 def _answer(start: int, end: int, kind: str) -> str:

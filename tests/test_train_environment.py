@@ -269,7 +269,8 @@ def test_grpo_in_environment_mode_trains_on_the_environments_rewards(prepared, t
     scripted = scripted_policy_callback("environment", seed=0)
     summary = train_from_config(
         SMOKE,
-        [f"data.path={prepared}", "rollout=environment", "grpo.max_steps=2", "grpo.max_completion_length=384",
+        [f"data.path={prepared}", "warm_start.config=null", "rollout=environment", "grpo.max_steps=2",
+         "grpo.max_completion_length=384",
          "grpo.save_steps=2", "validation.at_start=false", "validation.every_steps=0", "validation.max_new_tokens=200"],
         str(out),
         callbacks=[scripted],

@@ -38,6 +38,7 @@ def _launch(probe: Path, run: Path, *overrides: str) -> list[dict]:
         "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
         str(HERE / "accelerate_probe.py"), str(probe),
         "--config", str(CONFIG_DIR / "train" / "smoke.yaml"), "--output_dir", str(run),
+        "warm_start.config=null",  # the scripted policy needs no SFT warm start
         "grpo.save_steps=2", "grpo.lr_scheduler_type=constant", "grpo.max_completion_length=256",
         "validation.enabled=false", *overrides,
     ]
