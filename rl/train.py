@@ -390,8 +390,6 @@ def check_launch(args: Any) -> None:
     """Refuse a multi-process launch whose processes did not form one process group (each
     would train alone and overwrite the others' files), and say when an FSDP launch runs on
     CPU (accelerate applies FSDP only on GPU-like devices: the run is plain data-parallel)."""
-    import os
-
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     if launched > 1 and args.world_size != launched:
         raise ConfigError(

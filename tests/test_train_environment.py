@@ -299,3 +299,16 @@ def test_grpo_in_environment_mode_trains_on_the_environments_rewards(prepared, t
     [validation] = [h for h in history if "validation/point_f1" in h]
     assert validation["validation/windows"] == 2.0 and validation["validation/format_reward"] > 0
     assert (out / "checkpoint-2").is_dir() and (out / "final" / "chat_template.jinja").is_file()
+
+
+def test_the_environment_modules_import_without_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import anomamind.rl.train, anomamind.rl.environment, anomamind.rl.environment_play, "
+        "anomamind.rl.tool_template, anomamind.envs.episode; "
+        "print(sorted(m for m in ('torch', 'transformers', 'trl') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
