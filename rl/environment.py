@@ -347,6 +347,27 @@ class RolloutContext:
         return [get_json_schema(getattr(probe, n)) for n in names]
 
 
+def submission_turn(answer: str) -> dict[str, Any]:
+    """The assistant turn that submits ``answer`` through ``submit_answer``."""
+    call = {"type": "function", "function": {"name": "submit_answer", "arguments": {"answer": answer}}}
+    return {"role": "assistant", "content": "", "tool_calls": [call]}
+
+
+def environment_sft_dataset(dataset: Any, context: RolloutContext) -> Any:
+    """SFT rows for a policy that will train in the environment: prompt-completion rows of
+    rl/sft.sft_dataset become the rollout's prompt (instructions appended, the tools' schemas
+    in a ``tools`` column, which TRL's SFTTrainer renders) and the answer submitted through
+    ``submit_answer``, so the warm start teaches the submission protocol."""
+    tools = json.dumps(context.tool_schemas())
+
+    def convert(row: dict[str, Any]) -> dict[str, Any]:
+        prompt = [dict(m) for m in row["prompt"]]
+        prompt[-1]["content"] = prompt[-1]["content"] + context.instructions
+        return {"prompt": prompt, "completion": [submission_turn(row["completion"][0]["content"])], "tools": tools}
+
+    return dataset.map(convert)
+
+
 def trajectories_path(output_dir: str | Path) -> Path:
     """The training episodes' JSON-lines file of this process."""
     world = int(os.environ.get("WORLD_SIZE", "1"))

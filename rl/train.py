@@ -492,15 +492,16 @@ def _summary(trainer: Any, output_dir: str, final: str, result: Any, callback: A
 
 @dataclass
 class Rollout:
-    """What a rollout mode adds to the trainer: TRL's ``environment_factory``, the prompt
-    length overhead (tool schemas, instructions), a validation answer function and
-    callbacks (all empty for single-turn rollouts)."""
+    """What a rollout mode adds to the trainers: TRL's ``environment_factory``, the prompt
+    length overhead (tool schemas, instructions), a validation answer function, callbacks
+    and the conversion of SFT rows to the mode's turns (all empty for single-turn rollouts)."""
 
     environment_factory: Any = None
     tools: list[Any] | None = None
     prompt_suffix: str = ""
     answer: Any = None
     callbacks: list[Any] = field(default_factory=list)
+    sft_rows: Any = None
 
 
 def build_rollout(cfg: TrainConfig, tokenizer: Any, output_dir: str, chat_template_kwargs: dict[str, Any] | None) -> Rollout:
@@ -508,7 +509,12 @@ def build_rollout(cfg: TrainConfig, tokenizer: Any, output_dir: str, chat_templa
     gets a chat template that renders tools), or nothing for single-turn rollouts."""
     if cfg.rollout != "environment":
         return Rollout()
-    from anomamind.rl.environment import RolloutContext, make_stats_callback, trajectories_path
+    from anomamind.rl.environment import (
+        RolloutContext,
+        environment_sft_dataset,
+        make_stats_callback,
+        trajectories_path,
+    )
     from anomamind.rl.environment_play import environment_answers
     from anomamind.rl.tool_template import ensure_tool_template
 
@@ -530,6 +536,7 @@ def build_rollout(cfg: TrainConfig, tokenizer: Any, output_dir: str, chat_templa
         prompt_suffix=context.instructions,
         answer=answer,
         callbacks=[make_stats_callback(context)],
+        sft_rows=lambda dataset: environment_sft_dataset(dataset, context),
     )
 
 

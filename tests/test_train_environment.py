@@ -47,10 +47,14 @@ def prepared(tmp_path_factory):
     return out
 
 
-def _rows(prepared, split="train"):
+def _dataset(prepared, split="train"):
     from datasets import load_from_disk
 
-    return load_from_disk(str(prepared))[split].to_list()
+    return load_from_disk(str(prepared))[split]
+
+
+def _rows(prepared, split="train"):
+    return _dataset(prepared, split).to_list()
 
 
 def _anomalous_row(prepared):
@@ -165,6 +169,32 @@ def test_reward_functions_read_the_environments(prepared):
     assert values["format_reward"] == [1.0, 0.0] and values["tool_cost"] == [0.0, 0.0]
     with pytest.raises(ValueError, match="environments"):
         funcs[0](None, completions)
+
+
+def test_the_environment_warm_start_teaches_submissions(prepared, tmp_path):
+    from anomamind.rl.environment import environment_sft_dataset
+    from anomamind.rl.sft import sft_dataset
+    from anomamind.rl.tiny import build_tokenizer
+    from anomamind.rl.tool_template import ensure_tool_template
+
+    context = RolloutContext(prepared, EnvironmentSection())
+    rows = _rows(prepared)
+    converted = environment_sft_dataset(sft_dataset(_dataset(prepared)), context)
+    first = converted[0]
+    [call] = first["completion"][0]["tool_calls"]
+    assert call["function"]["name"] == "submit_answer"
+    assert call["function"]["arguments"]["answer"] == next(r["heuristic_answer"] for r in rows if r["heuristic_answer"])
+    assert first["prompt"][-1]["content"].endswith(context.instructions)
+    tok = build_tokenizer()
+    ensure_tool_template(tok)
+    text = tok.apply_chat_template(first["prompt"] + first["completion"], tools=json.loads(first["tools"]), tokenize=False)
+    assert '<tool_call>\n{"name": "submit_answer", "arguments": {"answer": "<think>' in text
+    summary = train_from_config(
+        CONFIG_DIR / "train" / "sft_smoke.yaml", [f"data.path={prepared}", "rollout=environment", "sft.max_steps=3"],
+        str(tmp_path / "sft"),
+    )
+    assert summary["global_step"] == 3
+    assert "<tool_call>" in (tmp_path / "sft" / "final" / "chat_template.jinja").read_text()
 
 
 def test_environment_config_and_trainer_arguments(tmp_path):
