@@ -190,10 +190,11 @@ def test_the_environment_warm_start_teaches_submissions(prepared, tmp_path):
     text = tok.apply_chat_template(first["prompt"] + first["completion"], tools=json.loads(first["tools"]), tokenize=False)
     assert '<tool_call>\n{"name": "submit_answer", "arguments": {"answer": "<think>' in text
     summary = train_from_config(
-        CONFIG_DIR / "train" / "sft_smoke.yaml", [f"data.path={prepared}", "rollout=environment", "sft.max_steps=3"],
+        CONFIG_DIR / "train" / "sft_smoke.yaml",
+        [f"data.path={prepared}", "rollout=environment", "sft.max_steps=1", "sft.per_device_train_batch_size=2"],
         str(tmp_path / "sft"),
     )
-    assert summary["global_step"] == 3
+    assert summary["global_step"] == 1
     assert "<tool_call>" in (tmp_path / "sft" / "final" / "chat_template.jinja").read_text()
 
 
