@@ -593,7 +593,8 @@ def _config_path(path: str) -> Path:
 
 def run_warm_start(cfg: TrainConfig, output_dir: str) -> dict[str, Any]:
     """Train (or reuse) the SFT warm start of ``cfg`` in ``output_dir/warm_start`` and
-    point ``cfg.model`` at its final model; returns the SFT run's summary."""
+    point ``cfg.model`` at its final model; returns the SFT run's summary. The SFT run gets
+    ``cfg``'s rollout and environment (environment rollouts warm-start on submissions)."""
     path = _config_path(str(cfg.warm_start.config))
     if load_train_config(path).mode != "sft":
         raise ConfigError(f"warm_start.config {path} is not a `mode: sft` train config")
@@ -602,7 +603,8 @@ def run_warm_start(cfg: TrainConfig, output_dir: str) -> dict[str, Any]:
         log.info("warm start: reusing %s", out / "final")
         summary = json.loads((out / "summary.json").read_text())
     else:
-        summary = train_from_config(path, [f"data.path={cfg.data.path}", *cfg.warm_start.overrides], str(out))
+        rollout = [f"rollout={cfg.rollout}", f"environment={json.dumps(to_dict(cfg.environment))}"]
+        summary = train_from_config(path, [f"data.path={cfg.data.path}", *rollout, *cfg.warm_start.overrides], str(out))
     cfg.model.name_or_path, cfg.model.gguf_file = str(out / "final"), None
     return summary
 

@@ -198,6 +198,22 @@ def test_the_environment_warm_start_teaches_submissions(prepared, tmp_path):
     assert "<tool_call>" in (tmp_path / "sft" / "final" / "chat_template.jinja").read_text()
 
 
+def test_the_warm_start_of_an_environment_run_gets_its_rollout(monkeypatch, tmp_path):
+    import anomamind.rl.train as train_module
+
+    seen = {}
+
+    def fake_train(path, overrides, out):
+        seen["overrides"] = overrides
+        return {}
+
+    monkeypatch.setattr(train_module, "train_from_config", fake_train)
+    cfg = load_train_config(SMOKE, ["rollout=environment", "environment.tools=[]", "environment.evaluator=false"])
+    train_module.run_warm_start(cfg, str(tmp_path))
+    sft = load_train_config(CONFIG_DIR / "train" / "sft_smoke.yaml", seen["overrides"])
+    assert sft.rollout == "environment" and sft.environment == cfg.environment
+
+
 def test_environment_config_and_trainer_arguments(tmp_path):
     cfg = load_train_config(SMOKE, ["rollout=environment", "environment.tool_call_cost=0.01", "environment.max_tool_calls=3"])
     args = grpo_args(cfg, str(tmp_path))
