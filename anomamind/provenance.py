@@ -18,18 +18,18 @@ from pathlib import Path
 from anomamind.paths import REPO_ROOT
 
 
-#: What a result depends on: uncommitted changes here mark the commit "+changes".
-CODE_PATHSPECS = ("*.py", "*.sh", "*.toml", "configs", "agents/prompts")
+#: What a result depends on (tests do not): uncommitted edits here mark the commit "+changes".
+CODE_PATHSPECS = ("*.py", "*.sh", "*.toml", "configs", "agents/prompts", ":!tests")
 
 
 def git_commit(root: Path = REPO_ROOT) -> str:
-    """Short hash of the checkout's HEAD, with ``+changes`` when the code or configs differ
-    from it (new files included; edits of docs or results do not count); ``unknown``
-    outside a git checkout."""
+    """Short hash of the checkout's HEAD, with ``+changes`` when tracked code or configs
+    differ from it (edits of docs, tests or results do not count); ``unknown`` outside a
+    git checkout."""
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
                                 text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", *CODE_PATHSPECS],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHSPECS],
                                cwd=root, capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
