@@ -77,12 +77,27 @@ def test_overrides_are_one_repeatable_set_option() -> None:
             assert action is None or isinstance(action, DeprecatedAlias), (path, flag)
 
 
-def test_train_and_the_accelerate_script_share_one_grammar() -> None:
+def test_train_takes_out_and_repeated_set() -> None:
     args, extra = parser_of(("train",)).parse_known_args(
         ["--config", "c.yaml", "--out", "runs/x", "--set", "grpo.max_steps=3", "--set", "rewards.enabled=[two_sided]"])
     assert (args.out, args.set, extra) == ("runs/x", ["grpo.max_steps=3", "rewards.enabled=[two_sided]"], [])
     for alias in ("--output_dir", "--output-dir"):  # the Hugging Face spelling stays an alias
         assert parser_of(("train",)).parse_known_args(["--config", "c.yaml", alias, "d"])[0].out == "d"
+
+
+def test_the_accelerate_entry_point_takes_the_train_grammar(monkeypatch, tmp_path) -> None:
+    import importlib.util
+
+    from anomamind.paths import REPO_ROOT
+    from anomamind.rl import train as train_module
+
+    spec = importlib.util.spec_from_file_location("train_grpo", REPO_ROOT / "scripts" / "train_grpo.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    calls = []
+    monkeypatch.setattr(train_module, "train_from_config", lambda *a: calls.append(a) or {})
+    assert script.main(["--config", "c.yaml", "--out", "runs/x", "--set", "grpo.max_steps=2"]) == 0
+    assert calls == [("c.yaml", ["grpo.max_steps=2"], "runs/x", {})]
 
 
 def test_train_keeps_the_old_spellings_with_a_note(tmp_path, monkeypatch, capsys) -> None:
