@@ -14,7 +14,7 @@ import functools
 import json
 import logging
 import math
-from concurrent.futures import Executor, Future, as_completed
+from concurrent.futures import BrokenExecutor, Executor, Future, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -232,10 +232,14 @@ def draw_plots(
     draw = functools.partial(draw_plot, load_arrays=load_arrays)
     written = []
     with tqdm(total=len(jobs), desc="plots", unit="plot", disable=not progress or not jobs) as bar:
-        if pool is None:
+        try:
+            futures = {pool.submit(draw, job): job for job in jobs} if pool is not None else None
+        except BrokenExecutor as err:  # a worker died during the pairs: draw here instead
+            log.warning("the worker pool is broken (%s); drawing the plots in this process", err)
+            futures = None
+        if futures is None:
             outcomes = ((job, draw(job)) for job in jobs)
         else:
-            futures = {pool.submit(draw, job): job for job in jobs}
             outcomes = ((futures[f], _error_of(f)) for f in as_completed(futures))
         for job, error in outcomes:
             if error:

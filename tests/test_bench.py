@@ -303,3 +303,21 @@ def test_cli_table_names_the_commit_and_the_command(tmp_path: Path) -> None:
     assert re.match(r"- Commit: `([0-9a-f]{7,40}(\+changes)?|unknown)`$", head[2]), head
     assert head[3] == f"- Command: `anomamind bench --data synthetic:2 --detector sr --out {out} --no-progress --sample-plots 0`"
     assert head[4].startswith("- Machine: ") and "load average" in head[4]
+
+
+def test_plots_are_drawn_in_process_when_the_pool_broke(tmp_path: Path, caplog) -> None:
+    from concurrent.futures import BrokenExecutor
+
+    from anomamind.eval import report
+
+    class BrokenPool(InlineExecutor):
+        def submit(self, fn, /, *args, **kwargs):
+            raise BrokenExecutor("a worker died")
+
+    bench.run_benchmark(tiny_set(), ["counting"], tmp_path, sample_plots=1, progress=False)
+    for png in (tmp_path / "plots").rglob("*.png"):
+        png.unlink()
+    tasks = [bench.PairTask("counting", {}, s, bench.cache_stem(tmp_path, s, "counting", {})) for s in tiny_set()]
+    jobs = report.plan_plots(tasks, tmp_path / "plots", 1)
+    assert len(report.draw_plots(jobs, bench.load_arrays, BrokenPool(), progress=False)) == 1
+    assert "the worker pool is broken" in caplog.text
