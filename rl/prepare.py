@@ -30,7 +30,7 @@ import json
 import logging
 import math
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,9 @@ class PrepareConfig:
     """What ``anomamind prepare`` does; see the module docstring.
 
     ``agents`` is a heuristic agent config (configs/agents/heuristic.yaml, the default) or
-    ``llm:PATH`` for LLM upstream roles (configs/agents/llm*.yaml). ``limit`` keeps the
+    ``llm:PATH`` for LLM upstream roles (configs/agents/llm*.yaml); ``agent_options`` are
+    that agent's options as ``--set`` gives them (ablations such as
+    ``{"disable": ["localization"]}``, or overrides of its config file). ``limit`` keeps the
     first K series of each dataset; ``max_windows_per_series`` caps the anomalous windows
     kept per series (normal ones follow ``normal_ratio``).
     """
@@ -70,6 +72,7 @@ class PrepareConfig:
     seed: int = 0
     cache_dir: str | None = None
     progress: bool = True
+    agent_options: dict[str, Any] = field(default_factory=dict)
     detector_prompt: str | None = None
 
     def __post_init__(self) -> None:
@@ -116,17 +119,20 @@ def select_windows(tasks: list[Any], normal_ratio: float, max_anomalous: int | N
 def make_agent(cfg: PrepareConfig, evaluator: bool = False):
     """The agent whose upstream roles prepare the windows (``evaluator``: with its evaluator,
     as the multi-turn training environment needs; the upstream cache key is the same)."""
-    from anomamind.envs.detectors import make_heuristic_agent, make_llm_agent
+    from anomamind.eval.registry import create_detector
 
-    geometry = {"window": cfg.window, "stride": cfg.stride, "detector_prompt": cfg.detector_prompt}
+    options = {"window": cfg.window, "stride": cfg.stride, "evaluator": evaluator, **cfg.agent_options}
+    if cfg.detector_prompt:
+        options["detector_prompt"] = cfg.detector_prompt
     if cfg.agents and cfg.agents.startswith("llm:"):
-        return make_llm_agent(config=cfg.agents[4:], evaluator=evaluator, **geometry)
-    return make_heuristic_agent(config=cfg.agents, evaluator=evaluator, **geometry)
+        return create_detector("llm-agent", config=cfg.agents[4:], **options)
+    return create_detector("heuristic-agent", config=cfg.agents, **options)
 
 
 def source_record(cfg: PrepareConfig, cache_dir: Path) -> dict[str, Any]:
-    """What rebuilds the windows of a prepared dataset (data spec, agents, geometry, cache),
-    with paths made absolute: the training environment reloads the series from it."""
+    """What rebuilds the windows of a prepared dataset (data spec, agents and their options,
+    geometry, prompt style, cache), with paths made absolute: the training environment
+    reloads the series from it."""
     data = Path(cfg.data).expanduser()
     return {
         "data": str(data.resolve()) if data.exists() else cfg.data,
@@ -134,6 +140,7 @@ def source_record(cfg: PrepareConfig, cache_dir: Path) -> dict[str, Any]:
         "limit": cfg.limit,
         "seed": cfg.seed,
         "agents": cfg.agents,
+        "agent_options": cfg.agent_options,
         "window": cfg.window,
         "stride": cfg.stride,
         "detector_prompt": cfg.detector_prompt,
@@ -233,6 +240,7 @@ def prepare_dataset(cfg: PrepareConfig) -> dict[str, Any]:
         "datasets": sorted({s.dataset for s in series}),
         "agents": cfg.agents or "heuristic (configs/agents/heuristic.yaml)",
         "detector_prompt": workflow.config.detector_prompt,
+        "agent_options": cfg.agent_options,
         "normal_ratio": cfg.normal_ratio,
         "val_fraction": cfg.val_fraction,
         "seed": cfg.seed,

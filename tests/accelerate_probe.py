@@ -1,8 +1,8 @@
 """Run scripts/train_grpo.py under ``accelerate launch`` with the scripted policy and record,
 per process, what the multi-process test checks (tests/test_train_multiprocess.py).
 
-Usage: ``accelerate launch --cpu --num_processes 2 tests/accelerate_probe.py PROBE_DIR
-<scripts/train_grpo.py arguments>``. Each process writes ``PROBE_DIR/rankR.json``: its rank
+Usage: ``accelerate launch --multi_gpu --num_processes 2 tests/accelerate_probe.py PROBE_DIR
+<scripts/train_grpo.py arguments>`` (on a machine without GPUs: two CPU processes, gloo). Each process writes ``PROBE_DIR/rankR.json``: its rank
 and world size, the steps it took, a digest of its gradients before each optimizer step
 and of its parameters after it (and before training), and the windows it was given.
 """

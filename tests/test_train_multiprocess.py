@@ -37,11 +37,14 @@ def _launch(probe: Path, run: Path, *overrides: str) -> list[dict]:
         "--multi_gpu", "--num_processes", "2", "--num_machines", "1",  # no GPU here: torchrun + gloo on CPU
         "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
         str(HERE / "accelerate_probe.py"), str(probe),
-        "--config", str(CONFIG_DIR / "train" / "smoke.yaml"), "--output_dir", str(run),
+        "--config", str(CONFIG_DIR / "train" / "smoke.yaml"), "--out", str(run),
+    ]
+    settings = [
         "warm_start.config=null",  # the scripted policy needs no SFT warm start
         "grpo.save_steps=2", "grpo.lr_scheduler_type=constant", "grpo.max_completion_length=256",
         "validation.enabled=false", *overrides,
     ]
+    command += [arg for item in settings for arg in ("--set", item)]
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
     return [json.loads((probe / f"rank{r}.json").read_text()) for r in (0, 1)]
