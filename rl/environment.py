@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import os
 import typing
 from collections import Counter
@@ -46,6 +47,8 @@ from anomamind.envs.episode import DetectorEpisode
 from anomamind.paths import PROMPT_DIR
 from anomamind.rl.rewards import RewardConfig, build_reward_functions, completion_text
 from anomamind.types import DataError, ToolCall
+
+log = logging.getLogger(__name__)
 
 #: Cost terms the environment can add to the reward (weight 1; each value <= 0).
 COST_TERMS: tuple[str, ...] = ("tool_cost", "refinement_cost")
@@ -328,7 +331,7 @@ class RolloutContext:
 
     def start(self, row: dict[str, Any], trajectories: Path | None) -> DetectorEpisode:
         task = self.windows.task(row["series"], row["window_start"])
-        return DetectorEpisode(
+        episode = DetectorEpisode(
             task,
             self.windows.workflow,
             cache=self.windows.cache,
@@ -337,6 +340,13 @@ class RolloutContext:
             max_refinements=self.section.max_refinements,
             trajectories=trajectories,
         )
+        if not episode.cached and self.windows.cache.misses == 1:
+            log.warning(
+                "%s: not in the prepare step's upstream cache %s (moved, or the agent configuration or "
+                "knowledge files changed since prepare): upstream stages run now and are stored",
+                task.task_id, self.windows.cache.root,
+            )
+        return episode
 
     def tool_schemas(self) -> list[dict[str, Any]]:
         """The tools' schemas as the chat template sees them (OpenAI function format)."""

@@ -155,6 +155,18 @@ def test_a_policy_that_never_submits_is_scored_on_its_last_message(prepared):
         env.reset(prompt=[])
 
 
+def test_an_upstream_cache_miss_is_computed_once_and_said(prepared, tmp_path, caplog):
+    context = RolloutContext(prepared, EnvironmentSection(), RewardConfig())
+    context.windows.cache.root = tmp_path / "empty_cache"
+    row = _rows(prepared)[0]
+    with caplog.at_level("WARNING", logger="anomamind.rl.environment"):
+        context.new_environment().reset(**row)
+        env = context.new_environment()
+        env.reset(**row)
+    assert env.episode.cached  # stored by the first episode
+    assert sum("upstream cache" in r.message for r in caplog.records) == 1
+
+
 def test_reward_functions_read_the_environments(prepared):
     section = EnvironmentSection(tool_call_cost=0.05)
     funcs, weights = environment_reward_functions(RewardConfig(), section)
