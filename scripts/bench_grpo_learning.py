@@ -219,8 +219,8 @@ def evaluate(args: argparse.Namespace, model_dir: str, gguf: bool, rows: list[di
     if torch.cuda.is_available():
         model = model.to("cuda")
     with autocast:
-        answers = generate_answers(model, tokenizer, [r["prompt"] for r in rows],
-                                   max_new_tokens=args.max_new_tokens, batch_size=args.eval_batch_size)
+        answers = generate_answers(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens=args.max_new_tokens,
+                                   batch_size=args.eval_batch_size, progress=f"eval {path.stem}")
     lengths = [len(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers]
     result = {"model": model_dir, "seconds": time.time() - t0, "metrics": score(rows, answers, lengths),
               "answers": answers}
@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     out = Path(args.out)
-    started, load_start = time.time(), os.getloadavg()
+    started, load_start, commit = time.time(), os.getloadavg(), _commit()
     data = prepare_data(args, out)
     from datasets import load_from_disk
 
@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[seed {seed}] sft {_brief(results[f'sft/{seed}'])} -> grpo {_brief(results[f'grpo/{seed}'])}", flush=True)
     context = {
         "command": "python scripts/bench_grpo_learning.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "data": args.data, "commit": _commit(), "machine": args.machine or f"{platform.machine()} {os.cpu_count()}-core CPU",
+        "data": args.data, "commit": commit, "machine": args.machine or f"{platform.machine()} {os.cpu_count()}-core CPU",
         "load_start": load_start, "load_end": os.getloadavg(), "minutes": (time.time() - started) / 60,
         "threads": args.threads, "subset": json.loads((data / "summary.json").read_text())["subset"],
         "prepared": json.loads((data / "summary.json").read_text())["splits"],
