@@ -42,9 +42,12 @@ def generate_answers(
     max_new_tokens: int = 256,
     batch_size: int = 8,
     chat_template_kwargs: dict[str, Any] | None = None,
+    progress: str | None = None,
 ) -> list[str]:
-    """Greedy answers of ``model`` to chat ``conversations`` (model left in its mode)."""
+    """Greedy answers of ``model`` to chat ``conversations`` (model left in its mode);
+    ``progress`` names a progress bar over the batches (none by default)."""
     import torch
+    from tqdm.auto import tqdm
 
     was_training = model.training
     model.eval()
@@ -53,7 +56,8 @@ def generate_answers(
     device = next(model.parameters()).device
     answers: list[str] = []
     try:
-        for first in range(0, len(conversations), batch_size):
+        firsts = range(0, len(conversations), batch_size)
+        for first in tqdm(firsts, desc=progress, unit="batch", disable=progress is None):
             texts = [
                 tokenizer.apply_chat_template(
                     c, tokenize=False, add_generation_prompt=True, **(chat_template_kwargs or {})
