@@ -57,7 +57,8 @@ def train_sft(cfg: Any, output_dir: str) -> dict[str, Any]:
 
     from anomamind.rl.train import (
         _resume_path, _summary, _validation_rows, _write_history, build_rollout, check_launch,
-        filter_long_prompts, load_policy, load_splits, peft_config, prepared_prompt_style, save_final,
+        filter_long_prompts, load_policy, load_splits, log_prompt_overhead, peft_config,
+        prepared_prompt_style, save_final,
     )
     from anomamind.rl.validation import make_validation_callback
 
@@ -66,11 +67,11 @@ def train_sft(cfg: Any, output_dir: str) -> dict[str, Any]:
     model, tokenizer = load_policy(cfg.model)
     rollout = build_rollout(cfg, tokenizer, output_dir, None)  # rollout: environment -> submission turns
     train, validation = load_splits(cfg.data)
-    limit = cfg.data.max_prompt_tokens
-    train = sft_dataset(filter_long_prompts(train, tokenizer, limit, rollout.tools, rollout.prompt_suffix))
+    train = sft_dataset(filter_long_prompts(train, tokenizer, cfg.data.max_prompt_tokens))
+    log_prompt_overhead(tokenizer, train, rollout)
     if rollout.sft_rows is not None:
         train = rollout.sft_rows(train)
-    validation = filter_long_prompts(validation, tokenizer, limit, rollout.tools, rollout.prompt_suffix)
+    validation = filter_long_prompts(validation, tokenizer, cfg.data.max_prompt_tokens)
     rows = _validation_rows(validation, cfg.validation, cfg.data.seed)
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=train, processing_class=tokenizer,

@@ -305,19 +305,15 @@ def prompt_tokens(tokenizer: Any, messages: list[dict[str, Any]], tools: list[An
     return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def filter_long_prompts(
-    dataset: Any, tokenizer: Any, max_tokens: int | None, tools: list[Any] | None = None, suffix: str = ""
-) -> Any:
-    """Drop rows whose chat-templated prompt is longer than ``max_tokens`` tokens (with the
-    ``tools`` schemas rendered and ``suffix`` appended to the last message, as an
-    environment rollout's prompt has them)."""
+def filter_long_prompts(dataset: Any, tokenizer: Any, max_tokens: int | None) -> Any:
+    """Drop rows whose chat-templated prompt is longer than ``max_tokens`` tokens (the
+    prepared prompt, so both rollout modes train on the same windows; environment rollouts
+    add a fixed overhead, logged by :func:`log_prompt_overhead`)."""
     if not max_tokens or dataset is None or len(dataset) == 0:
         return dataset
 
     def short_enough(row: dict[str, Any]) -> bool:
-        prompt = [dict(m) for m in row["prompt"]]
-        prompt[-1]["content"] = prompt[-1]["content"] + suffix
-        return prompt_tokens(tokenizer, prompt, tools) <= max_tokens
+        return prompt_tokens(tokenizer, row["prompt"]) <= max_tokens
 
     kept = dataset.filter(short_enough)
     if len(kept) < len(dataset):
@@ -504,6 +500,18 @@ class Rollout:
     sft_rows: Any = None
 
 
+def log_prompt_overhead(tokenizer: Any, dataset: Any, rollout: Rollout) -> None:
+    """Say how many tokens environment rollouts add to a prepared prompt (the instructions
+    and the tool schemas; the same for every row)."""
+    if rollout.tools is None or dataset is None or len(dataset) == 0:
+        return
+    prompt = [dict(m) for m in dataset[0]["prompt"]]
+    before = prompt_tokens(tokenizer, prompt)
+    prompt[-1]["content"] = prompt[-1]["content"] + rollout.prompt_suffix
+    log.info("environment rollouts add %d tokens (instructions, tool schemas) to each prepared prompt of %d",
+             prompt_tokens(tokenizer, prompt, rollout.tools) - before, before)
+
+
 def build_rollout(cfg: TrainConfig, tokenizer: Any, output_dir: str, chat_template_kwargs: dict[str, Any] | None) -> Rollout:
     """The environment of ``rollout: environment`` over the prepared dataset (the tokenizer
     gets a chat template that renders tools), or nothing for single-turn rollouts."""
@@ -552,9 +560,9 @@ def train_grpo(cfg: TrainConfig, output_dir: str, callbacks: list[Any] | None = 
     model, tokenizer = load_policy(cfg.model)
     rollout = build_rollout(cfg, tokenizer, output_dir, args.chat_template_kwargs)
     train, validation = load_splits(cfg.data)
-    limit = cfg.data.max_prompt_tokens
-    train = filter_long_prompts(train, tokenizer, limit, rollout.tools, rollout.prompt_suffix)
-    validation = filter_long_prompts(validation, tokenizer, limit, rollout.tools, rollout.prompt_suffix)
+    train = filter_long_prompts(train, tokenizer, cfg.data.max_prompt_tokens)
+    validation = filter_long_prompts(validation, tokenizer, cfg.data.max_prompt_tokens)
+    log_prompt_overhead(tokenizer, train, rollout)
     funcs, _ = reward_functions(cfg)
     rows = _validation_rows(validation, cfg.validation, cfg.data.seed)
     callback = None
