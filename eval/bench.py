@@ -13,6 +13,10 @@ precision, recall, F1 and Best-F1 are 0 and its VUS-PR / Affiliation-F are those
 all-zero score, so failures lower the macro averages instead of disappearing from them.
 Failures are not cached: the next run retries them.
 
+A series without labels (a user's own export) is run like any other, but not scored: its
+row has the detector's flagged-point count and no metric columns, and the report says
+which metrics need a label column.
+
 Best-F1 is cross-fitted per (detector, dataset): the series are split into two folds by
 name and each fold's threshold is the candidate that maximises mean F1 on the other fold
 (:func:`anomamind.eval.point_metrics.cross_fitted_best_f1`). Candidates come from the
@@ -162,6 +166,7 @@ def _base_row(task: PairTask) -> dict[str, Any]:
         "series": s.name,
         "detector": task.detector,
         "n_points": len(s),
+        "labelled": s.labels is not None,
         "n_anomalous": int(np.count_nonzero(s.labels)) if s.labels is not None else 0,
     }
 
@@ -172,7 +177,8 @@ def run_pair(task: PairTask) -> dict[str, Any]:
     start = time.perf_counter()
     try:
         prediction = _detector_for(task.detector, task.options).detect(task.series)
-        metrics = score_prediction(task.series, prediction)
+        row["n_flagged"] = int(np.count_nonzero(prediction.pred))
+        metrics = score_prediction(task.series, prediction) if task.series.labels is not None else {}
     except Exception as err:  # noqa: BLE001 - any detector error is recorded, the run goes on
         row.update(status="failed", error=f"{type(err).__name__}: {err}", seconds=time.perf_counter() - start)
         row["traceback"] = traceback.format_exc(limit=5)
@@ -235,8 +241,9 @@ def _score_failure(task: PairTask, row: dict[str, Any]) -> dict[str, Any]:
     n = len(task.series)
     empty = SeriesPrediction(pred=np.zeros(n, dtype=np.int8), scores=np.zeros(n))
     try:
-        row.update(score_prediction(task.series, empty))
-    except Exception as err:  # noqa: BLE001 - e.g. a series without labels
+        if task.series.labels is not None:
+            row.update(score_prediction(task.series, empty))
+    except Exception as err:  # noqa: BLE001 - the failure is already recorded
         row["error"] += f" (and scoring the empty prediction failed: {err})"
     row.setdefault("threshold_candidates", json.dumps(list(DEFAULT_LEVELS)))
     return row
@@ -245,9 +252,6 @@ def _score_failure(task: PairTask, row: dict[str, Any]) -> dict[str, Any]:
 def _check_series(series: list[Series]) -> None:
     if not series:
         raise ValueError("run_benchmark: no series to run on")
-    unlabelled = [s.name for s in series if s.labels is None]
-    if unlabelled:
-        raise ValueError(f"run_benchmark needs labelled series; without labels: {', '.join(unlabelled[:5])}")
 
 
 def run_benchmark(
@@ -354,6 +358,9 @@ def add_cross_fitted_best_f1(per_series: pd.DataFrame, tasks: list[PairTask]) ->
     for i, task in enumerate(tasks):
         groups.setdefault((task.detector, task.series.dataset), []).append(i)
     for indices in groups.values():
+        indices = [i for i in indices if tasks[i].series.labels is not None]
+        if not indices:
+            continue
         labels, scores, names, candidates = [], [], [], set()
         for i in indices:
             task = tasks[i]

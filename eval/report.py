@@ -87,8 +87,16 @@ def render_table(
         "period (TSB-AD find_length_rank). Aff-F: Affiliation-F of the detector's own decision.",
         "- Windows: "
         + "; ".join(f"{name}: {what}" for name, what in _windows_by_detector(per_series).items()),
-        "",
     ]
+    if "labelled" in per_series and not per_series["labelled"].all():
+        unlabelled = per_series.loc[~per_series["labelled"].astype(bool), "series"].drop_duplicates()
+        lines.append(
+            f"- {len(unlabelled)} series without labels ({', '.join(unlabelled.head(5))}"
+            f"{', ...' if len(unlabelled) > 5 else ''}): run but not scored; P, R, F1, Best-F1, VUS-PR "
+            "and Aff-F need a label column (their cells average the labelled series only; n_flagged in "
+            "per_series.csv counts each detector's flagged points)."
+        )
+    lines.append("")
     header = ["Method"] + [f"{ds} {label}" if j == 0 else label for ds in datasets for j, (_, label) in enumerate(TABLE_COLUMNS)]
     if "ALL" in set(summary["dataset"]):
         header += ["ALL F1", "ALL Avg"]
@@ -142,8 +150,11 @@ def sample_tasks(tasks: Sequence[Any], k: int) -> list[Any]:
     return picked
 
 
-def plot_series(values: np.ndarray, labels: np.ndarray, pred: np.ndarray, scores: np.ndarray, title: str, path: Path) -> None:
-    """One PNG: values with true anomalies shaded and flagged points marked; scores below."""
+def plot_series(
+    values: np.ndarray, labels: np.ndarray | None, pred: np.ndarray, scores: np.ndarray, title: str, path: Path
+) -> None:
+    """One PNG: values with true anomalies (when labelled) shaded and flagged points marked;
+    scores below."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -153,7 +164,8 @@ def plot_series(values: np.ndarray, labels: np.ndarray, pred: np.ndarray, scores
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 4.5), sharex=True, height_ratios=[3, 1])
     top.plot(x, values, lw=0.6, color="tab:blue", label="value")
     lo, hi = float(values.min()), float(values.max())
-    top.fill_between(x, lo, hi, where=labels > 0, step="mid", color="tab:orange", alpha=0.3, label="true anomaly")
+    if labels is not None:
+        top.fill_between(x, lo, hi, where=labels > 0, step="mid", color="tab:orange", alpha=0.3, label="true anomaly")
     flagged = np.flatnonzero(pred)
     top.scatter(flagged, values[flagged], s=6, color="tab:red", zorder=3, label="flagged")
     top.set_title(title, fontsize=9)
