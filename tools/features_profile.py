@@ -125,6 +125,7 @@ class FeatureProfile:
     residual: dict[str, np.ndarray]
     min_reference: int = MIN_PREFIX
     _scales: dict[tuple[str, int], float] = field(default_factory=dict, repr=False)
+    _tails: dict[tuple[str, int, float], float] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(
@@ -174,10 +175,24 @@ class FeatureProfile:
             self._scales[key] = (centre, robust_scale(r - centre))
         return self._scales[key]
 
-    def zscores(self, feature: str, start: int, end: int) -> np.ndarray:
-        """|residual - centre| / scale on ``[start, end)``."""
-        centre, scale = self.center_and_scale(feature, start)
+    def zscores(self, feature: str, start: int, end: int, scale_at: int | None = None) -> np.ndarray:
+        """|residual - centre| / scale on ``[start, end)``, scaled as for a window starting
+        at ``scale_at`` (default ``start``)."""
+        centre, scale = self.center_and_scale(feature, start if scale_at is None else scale_at)
         return np.abs(self.residual[feature][start:end] - centre) / scale
+
+    def tail_threshold(self, feature: str, start: int, rate: float) -> float:
+        """The robust z that a fraction ``rate`` of the reference's points exceed, by a
+        generalised Pareto fit of its upper tail (tools/calibration.py); the reference is
+        the one the scales use (the whole series, or in causal mode the prefix before the
+        window), so causal calibration reads only the past."""
+        ref_end = self._reference_end(start)
+        key = (feature, ref_end, float(rate))
+        if key not in self._tails:
+            from anomamind.tools.calibration import pot_threshold
+
+            self._tails[key] = pot_threshold(self.zscores(feature, 0, ref_end, scale_at=start), rate)
+        return self._tails[key]
 
     def signed(self, feature: str, start: int, end: int) -> np.ndarray:
         """Signed robust z-scores (positive = above the reference)."""
