@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     header = [
         "# The heuristic agent on datasets it has not seen (leave one dataset out, dev split)",
         "",
-        f"- Command: `{' '.join(shlex.quote(a) for a in ['python', 'scripts/bench_unseen_datasets.py', *(argv or sys.argv[1:])])}`",
+        f"- Command: `{_command(argv if argv is not None else sys.argv[1:], args)}` (DEV: the dev split, "
+        "`../shared/data/tsbad/dev` next to the repository; OUT: a scratch folder).",
         f"- Commit: {_commit()}; machine: {platform.node() or 'unknown'}, {os.cpu_count()} CPUs, load average "
         f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at the end; wall time {wall:.0f} s.",
         f"- Split: dev ({args.data.name}/), {len(loaded.series)} series; {len(loaded.failures)} files skipped by the loader.",
@@ -134,6 +135,19 @@ def main(argv: list[str] | None = None) -> int:
         (args.report / "table.md").write_text(text)
         table.to_csv(args.report / "summary.csv", index=False)
     return 0
+
+
+def _command(argv: list[str], args: argparse.Namespace) -> str:
+    """The command line with the data and scratch folders as the placeholders DEV and OUT
+    (committed reports must not name this machine's paths)."""
+    shown = []
+    for arg in argv:
+        if arg == str(args.data):
+            arg = "DEV"
+        elif arg == str(args.out):
+            arg = "OUT"
+        shown.append(shlex.quote(arg))
+    return " ".join(["python", "scripts/bench_unseen_datasets.py", *shown])
 
 
 def _commit() -> str:
