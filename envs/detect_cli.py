@@ -5,7 +5,8 @@ with or without a header, ``timestamp,value``, with or without labels; ``--colum
 the value column) or ``synthetic:SEED`` (a labelled synthetic series from
 envs/synthetic.py). Prints one line per interval (range, times when the file has them,
 type, confidence, explanation) and writes, in this order, OUT/detection.json (series,
-settings, intervals), OUT/trajectories.jsonl (one line per window) and OUT/detection.png
+settings, intervals), OUT/trajectories.jsonl (one line per window; for long series only the
+windows with detections) and OUT/detection.png
 (tools/plotting.render_detection: every detection visible, labelled anomalies when the
 series has labels). A series whose dataset has no knowledge entry is calibrated on itself;
 ``--knowledge FILE`` adds a user-written entry (docs/workflow.md).
@@ -24,8 +25,9 @@ import numpy as np
 from anomamind.types import DataError, Interval, Series, _json_default
 
 
-#: Longest series whose detector prompts go into trajectories.jsonl (about 130 kB of JSON per
-#: 1,000 points with them; a 10M-point series would need gigabytes of memory and disk).
+#: Longest series whose every window, detector prompts included, goes into trajectories.jsonl
+#: (about 130 kB of JSON per 1,000 points; a 10M-point series would write 1.3 GB). Longer
+#: series keep the windows with detections or errors, without prompts.
 PROMPT_POINT_LIMIT = 200_000
 
 
@@ -99,8 +101,8 @@ def run_detect(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     keep_prompts = len(series) <= PROMPT_POINT_LIMIT
     if not keep_prompts:
-        print(f"{series.name}: {len(series):,} points: trajectories.jsonl keeps every step but not the detector "
-              f"prompts (rendered up to {PROMPT_POINT_LIMIT:,} points)")
+        print(f"{series.name}: {len(series):,} points: trajectories.jsonl keeps the windows with detections or "
+              f"errors, without the detector prompts (every window, prompts included, up to {PROMPT_POINT_LIMIT:,} points)")
     outcome = agent.workflow.run_series(series, keep_prompts=keep_prompts)
     intervals = outcome.prediction.intervals or []
     print(f"{series.name}: {len(series)} points, {len(intervals)} interval(s), "
@@ -122,8 +124,9 @@ def run_detect(args: argparse.Namespace) -> int:
               f"{item['explanation']}")
     (out / "detection.json").write_text(json.dumps(record, default=_json_default, indent=1))
     with (out / "trajectories.jsonl").open("w") as fh:
-        for trajectory in outcome.trajectories:
-            fh.write(trajectory.to_json() + "\n")
+        for trajectory in outcome.trajectories:  # long series: only windows that say something
+            if keep_prompts or trajectory.detection.intervals or "error" in trajectory.info:
+                fh.write(trajectory.to_json() + "\n")
     print(f"wrote {out / 'detection.json'} and {out / 'trajectories.jsonl'}")
     try:
         from anomamind.tools.plotting import render_detection

@@ -117,3 +117,31 @@ def test_detect_bad_source_is_a_clear_error(tmp_path, capsys):
     assert "missing.csv: no such file" in capsys.readouterr().err
     assert main(["detect", "synthetic:abc", "--out", str(tmp_path)]) == 2
     assert "integer" in capsys.readouterr().err
+
+
+def test_detect_on_a_long_series_writes_json_first_and_a_downsampled_plot(tmp_path, monkeypatch, capsys):
+    import anomamind.envs.detect_cli as detect_cli
+    import anomamind.tools.plotting as plotting
+
+    monkeypatch.setattr(detect_cli, "PROMPT_POINT_LIMIT", 2_000)  # the 10M-point path, at 20k points
+    drawn = {}
+    real_envelope = plotting.envelope
+
+    def spy(values, lo, hi, width_px):
+        x, y = real_envelope(values, lo, hi, width_px)
+        drawn.setdefault("sizes", []).append((hi - lo, x.size))
+        assert (tmp_path / "out" / "detection.json").is_file()  # written before any drawing
+        return x, y
+
+    monkeypatch.setattr(plotting, "envelope", spy)
+    values = np.tile(kpi_values(1500), 14)[:20_000]
+    path = tmp_path / "long.csv"
+    path.write_text("value\n" + "".join(f"{v:.4f}\n" for v in values))
+    out = tmp_path / "out"
+    assert main(["detect", str(path), "--out", str(out)]) == 0
+    assert "without the detector prompts" in capsys.readouterr().out
+    whole, points_drawn = drawn["sizes"][0]
+    assert whole == 20_000 and points_drawn < 3_000  # the main panel: a per-pixel envelope
+    lines = trajectories(out)
+    assert 0 < len(lines) < 200 and all(t["detection"]["intervals"] for t in lines)
+    assert all(not step["messages"] for t in lines for step in t["steps"] if step["role"] == "detector")

@@ -214,7 +214,7 @@ def render_detection(
     spans = [_span_with_confidence(iv) for iv in intervals]
     y, unit = _drawable(values)
     clusters = detection_clusters(spans) if n > ZOOM_MIN_LENGTH and spans else []
-    shown = sorted(sorted(clusters, key=lambda c: (-c[2], c[0]))[:ZOOM_PANELS])
+    shown = sorted(sorted(clusters, key=lambda c: (-c[2], -_deviation(y, c[0], c[1]), c[0]))[:ZOOM_PANELS])
     layout = detection_layout(len(shown))
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -222,7 +222,7 @@ def render_detection(
     figure = Figure(figsize=layout.size, dpi=DETECTION_DPI)
     FigureCanvasAgg(figure)
     main = figure.add_axes(layout.main)
-    _draw_panel(main, y, spans, labels, 0, n, layout.main[2] * layout.size[0] * DETECTION_DPI)
+    _draw_panel(main, y, spans, labels, 0, n, layout.main[2] * layout.size[0] * DETECTION_DPI, every_point=False)
     main.tick_params(labelbottom=False, labelsize=9)
     if unit:
         main.set_ylabel(f"value ({unit})", fontsize=9)
@@ -301,7 +301,29 @@ def _spans_in(spans: Sequence[tuple[int, int, int]], lo: int, hi: int, count: in
     return bars
 
 
-def _draw_panel(axes: Any, y: np.ndarray, spans, labels, lo: int, hi: int, width_px: float) -> None:
+def _deviation(y: np.ndarray, start: int, end: int) -> float:
+    """How far the most extreme value of ``y[start..end]`` lies from the series median."""
+    part = y[start : end + 1]
+    part = part[np.isfinite(part)]
+    return float(np.abs(part - np.nanmedian(y)).max()) if part.size else 0.0
+
+
+def _marked_points(spans, lo: int, hi: int, confidence: int, y: np.ndarray, every_point: bool) -> list[int]:
+    """Points to mark on the curve: every point of short detections (zoom panels), or
+    the most extreme point of each (the whole-series panel, where neighbours would blur)."""
+    median = np.nanmedian(y)
+    points = []
+    for s, e, c in spans:
+        if c != confidence or e - s >= 20 or e < lo or s >= hi:
+            continue
+        inside = range(max(s, lo), min(e, hi - 1) + 1)
+        points += list(inside) if every_point else [max(inside, key=lambda t: abs(y[t] - median))]
+    return points
+
+
+def _draw_panel(
+    axes: Any, y: np.ndarray, spans, labels, lo: int, hi: int, width_px: float, every_point: bool = True
+) -> None:
     """Series line (or envelope), shaded detections with a minimum width, markers on short
     detections, labelled anomalies as a band at the bottom."""
     x, line = envelope(y, lo, hi, width_px)
@@ -310,7 +332,7 @@ def _draw_panel(axes: Any, y: np.ndarray, spans, labels, lo: int, hi: int, width
     for confidence, bars in sorted(_spans_in(spans, lo, hi, hi - lo, width_px).items()):
         axes.broken_barh(bars, (0, 1), transform=transform, color=CONFIDENCE_COLOURS[confidence], alpha=0.35, linewidth=0, zorder=1)
     for confidence in (1, 2, 3):
-        points = [t for s, e, c in spans if c == confidence and e - s < 20 and e >= lo and s < hi for t in range(max(s, lo), min(e, hi - 1) + 1)]
+        points = _marked_points(spans, lo, hi, confidence, y, every_point)
         if points:
             idx = np.asarray(points[:MAX_MARKERS])
             axes.scatter(idx, y[idx], s=22, color=CONFIDENCE_COLOURS[confidence], edgecolors="black", linewidths=0.4, zorder=3)
