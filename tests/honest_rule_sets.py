@@ -18,7 +18,8 @@ FIXTURE = Path(__file__).parent / "fixtures" / "rules_honest_flags.json"
 
 
 def synthetic_series() -> list[np.ndarray]:
-    """Four 4500-point series with spikes, level shifts, a variance burst and a flat stretch."""
+    """Five 4500-point series: noisy ones with spikes, level shifts, a variance burst and a
+    flat stretch, and a smooth one with tall upward spikes."""
     rng = np.random.default_rng(20240611)
     t = np.arange(4500)
     out = []
@@ -29,6 +30,9 @@ def synthetic_series() -> list[np.ndarray]:
         values[3000:3150] *= 4.0
         values[3600:3700] = values[3600]
         out.append(values)
+    smooth = np.sin(t / 50.0) + rng.normal(scale=0.01, size=t.size)
+    smooth[[700, 2100, 3900]] += 10.0
+    out.append(smooth)
     return out
 
 
