@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from anomamind.rules.confinement import confinement_problem, sandbox_environment
+from anomamind.rules.confinement import UNCONFINED_EXIT, confinement_problem, sandbox_environment
 from anomamind.rules.policy import static_problems
 
 log = logging.getLogger(__name__)
@@ -124,9 +124,13 @@ class SandboxWorker:
     """Runs rules in confined processes until closed (use as a context manager).
 
     ``fresh_process_per_call=True`` (unvetted rules, checks) runs every call in a new
-    process; ``False`` (vetted rules, inference) keeps one process per rule for all its
-    calls. Either way no two rules share a process, and a rule process that times out,
-    crashes or breaks the rules of the sandbox is killed; the next call starts a new one.
+    process; ``False`` (vetted rules) keeps one process per rule for all its calls, or one
+    per rule set where the caller says so (``shared_process``: a rule set is one detector,
+    and its rules sharing a process keeps inference as fast as one process). A process
+    that times out, crashes or breaks the rules of the sandbox is killed; the next call
+    starts a new one.
+    Raises :class:`SandboxUnavailable` where rules cannot be confined, unless
+    ``limits.trusted_rules``.
     """
 
     def __init__(
@@ -136,6 +140,7 @@ class SandboxWorker:
         startup_timeout_s: float = 60.0,
     ):
         self.limits = limits or SandboxLimits()
+        require_sandbox(self.limits.trusted_rules)
         self.mode = "fork" if fresh_process_per_call else "persistent"
         self.startup_timeout_s = startup_timeout_s
         self.confined: bool | None = None  # known once the sandbox process has started
@@ -145,9 +150,7 @@ class SandboxWorker:
 
     # -- the sandbox process ------------------------------------------------------------------
     def _start(self) -> None:
-        problem = confinement_problem()
-        if problem and not self.limits.trusted_rules:
-            raise SandboxUnavailable(_refusal(problem))
+        problem = confinement_problem()  # set only for trusted rules (the constructor refused otherwise)
         confine = "try" if self.limits.trusted_rules else "require"
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -168,7 +171,7 @@ class SandboxWorker:
         if not reply.get("ready"):
             self.close()
             error = reply.get("error", "no reason given")
-            if confine == "require":
+            if confine == "require" and reply.get("stage") == "confining":
                 raise SandboxUnavailable(_refusal(f"the sandbox process could not confine itself ({error})"))
             raise RuntimeError(f"rule sandbox did not start: {error}")
         self.confined = bool(reply.get("confined"))
@@ -267,28 +270,34 @@ class SandboxWorker:
         return process
 
     # -- running rules ------------------------------------------------------------------------
-    def run(self, source: str, values: np.ndarray, bounds: list[tuple[int, int]], name: str = "rule") -> np.ndarray:
+    def run(self, source: str, values: np.ndarray, bounds: list[tuple[int, int]], name: str = "rule",
+            shared_process: str | None = None) -> np.ndarray:
         """0/1 flags (int8, one per point of ``values``) from running ``source`` on each
-        window ``values[start:end]``; raises :class:`RuleRejected` with the reason."""
+        window ``values[start:end]``; raises :class:`RuleRejected` with the reason.
+        Rules given the same ``shared_process`` name share one long-lived process (the
+        rules of one rule set); otherwise each rule has its own."""
         values = np.ascontiguousarray(values, dtype=np.float64)
         request = {"modality": "series", "bounds": [[int(s), int(e)] for s, e in bounds]}
-        return self._call(source, name, request, values, values.size, values.size)
+        return self._call(source, name, request, values, values.size, values.size, shared_process)
 
-    def run_lines(self, source: str, windows: list[list[str]], name: str = "rule") -> np.ndarray:
+    def run_lines(self, source: str, windows: list[list[str]], name: str = "rule",
+                  shared_process: str | None = None) -> np.ndarray:
         """0/1 flags (int8, one per window) from a log rule's ``detect(lines) -> bool`` on
-        each window of log lines; raises :class:`RuleRejected` with the reason."""
+        each window of log lines; raises :class:`RuleRejected` with the reason.
+        ``shared_process``: as in :meth:`run`."""
         lines = [line for window in windows for line in window]
         for i, window in enumerate(windows):
             if any("\n" in line for line in window):
                 raise ValueError(f"log window {i}: a line contains a newline (lines must be split first)")
         payload = "\n".join(lines).encode("utf-8", "surrogatepass")
         request = {"modality": "logs", "counts": [len(window) for window in windows]}
-        return self._call(source, name, request, payload, len(lines), len(windows))
+        return self._call(source, name, request, payload, len(lines), len(windows), shared_process)
 
-    def _call(self, source: str, name: str, request: dict, payload, work: int, n_flags: int) -> np.ndarray:
+    def _call(self, source: str, name: str, request: dict, payload, work: int, n_flags: int,
+              shared_process: str | None) -> np.ndarray:
         """Send one request (``work``: points or lines, for the time limit) to the rule's
         process; expect ``n_flags`` flags back."""
-        key = (request["modality"], source)
+        key = ("shared", shared_process) if shared_process is not None else (request["modality"], source)
         process = self._process_for(key)
         timeout = self.limits.timeout_for(work)
         header = json.dumps({"source": source, "name": name, "timeout_s": timeout, **request}).encode()
@@ -338,6 +347,8 @@ class SandboxWorker:
                 return RuleRejected(*_DEATHS[sig])
             return RuleRejected("crashed", f"the rule's process was killed by {signal.Signals(sig).name}")
         code = os.WEXITSTATUS(status) if status is not None and os.WIFEXITED(status) else None
+        if code == UNCONFINED_EXIT:
+            return RuleRejected("crashed", "the rule's process could not confine itself; the rule did not run")
         return RuleRejected("crashed", f"the rule's process exited with code {code}")
 
 
@@ -374,6 +385,14 @@ def _kill_group(process: subprocess.Popen) -> None:
     except (ProcessLookupError, PermissionError):
         pass
     process.wait()
+
+
+def require_sandbox(trusted_rules: bool = False) -> None:
+    """Raise :class:`SandboxUnavailable` (one line: why, and the flag) where rules cannot
+    be confined and ``trusted_rules`` is not set; commands call it before any work."""
+    problem = confinement_problem()
+    if problem and not trusted_rules:
+        raise SandboxUnavailable(_refusal(problem))
 
 
 def _refusal(problem: str) -> str:

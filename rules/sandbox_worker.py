@@ -360,33 +360,45 @@ def _max_fd() -> int:
     return soft if 0 < soft <= 65536 else 65536
 
 
+def _lock_down(zygote: Zygote, confine: str, memory_mb: int, control_fd: int) -> tuple[bool, str]:
+    """Memory limits, descriptors, then the seccomp filters; (confined, why not)."""
+    own_filter, problem = None, ""
+    if confine != "off":
+        try:
+            own_filter = zygote_filter()
+            zygote.lockdown = RuleProcessLockdown(confine=True)
+        except Exception as err:  # noqa: BLE001 - any failure here means: cannot confine
+            if confine == "require":
+                raise
+            problem = f"{type(err).__name__}: {err}"
+    limit_memory(memory_mb)
+    os.closerange(3, control_fd)
+    os.closerange(control_fd + 1, _max_fd())
+    if own_filter is not None:
+        try:
+            own_filter.load()
+        except OSError as err:  # e.g. a kernel without seccomp filters
+            if confine == "require":
+                raise
+            own_filter, problem = None, f"loading the seccomp filter failed: {err}"
+            zygote.lockdown = RuleProcessLockdown(confine=False)
+    return own_filter is not None, problem
+
+
 def main(argv: list[str]) -> int:
     control_fd, memory_mb, confine = int(argv[0]), int(argv[1]), argv[2]
-    control = socket.socket(fileno=control_fd)
-    zygote = Zygote(control, None)  # type: ignore[arg-type]
+    zygote = Zygote(socket.socket(fileno=control_fd), RuleProcessLockdown(confine=False))
+    stage = "starting"
     try:
         if confine not in ("require", "try", "off"):
             raise ValueError(f"unknown confinement {confine!r}")
         _preload_tools()
         warnings.simplefilter("ignore")  # showing a warning reads the source file: not allowed
         sys.stdout = sys.stderr  # stray prints go to /dev/null, never into a protocol
-        confined, problem = confine != "off", ""
-        try:
-            own_filter = zygote_filter() if confined else None
-            zygote.lockdown = RuleProcessLockdown(confine=confined)
-        except Exception as err:  # noqa: BLE001 - any failure here means: cannot confine
-            if confine == "require":
-                raise
-            own_filter, confined, problem = None, False, f"{type(err).__name__}: {err}"
-            zygote.lockdown = RuleProcessLockdown(confine=False)
-        limit_memory(memory_mb)
-        max_fd = _max_fd()
-        os.closerange(3, control_fd)
-        os.closerange(control_fd + 1, max_fd)
-        if own_filter is not None:
-            own_filter.load()
+        stage = "confining"
+        confined, problem = _lock_down(zygote, confine, memory_mb, control_fd)
     except Exception as err:  # noqa: BLE001 - report why the sandbox cannot start, then stop
-        zygote.send({"ready": False, "error": _bounded(f"{type(err).__name__}: {err}")})
+        zygote.send({"ready": False, "stage": stage, "error": _bounded(f"{type(err).__name__}: {err}")})
         return 1
     zygote.send({"ready": True, "confined": confined, "problem": problem})
     return zygote.serve()

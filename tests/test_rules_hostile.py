@@ -1,7 +1,7 @@
 """Hostile rules, written as an attacker would, against the rule sandbox.
 
 One rule per attack class (module reach-through, descriptor freeing, frame and format
-walks, environment reading, fork and orphan, memory fan-out, exec, shared-module
+walks, environment reading, fork and orphan, threads, memory fan-out, exec, shared-module
 tampering, an LLM-proposed hostile rule). Every attack runs straight in the sandbox
 process, with the static check bypassed, in both modes (a fresh process per call, as for
 checks; a long-lived worker, as for inference), because the OS layer is what must hold.
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anomamind.rules.sandbox import RuleRejected, SandboxLimits, SandboxWorker, confinement_problem
+from anomamind.rules.sandbox import RuleRejected, SandboxLimits, SandboxWorker, confinement_problem, vet_source
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the OS confinement is Linux's seccomp")
 
@@ -192,6 +192,29 @@ def detect(values):
     return np.zeros(values.size, dtype=np.int8)
 """
 
+THREAD = """
+import numpy as np
+import numpy.lib._datasource as ds
+from scipy._lib.deprecation import import_module
+
+def detect(values):
+    # a thread that outlives the call and writes a file afterwards
+    time = import_module("time")
+
+    def later():
+        time.sleep(0.3)
+        opener = ds._file_openers[None]
+        try:
+            opener(2).close()
+        except Exception:
+            pass
+        with opener("TARGET", "w") as fh:
+            fh.write("pwned")
+
+    import_module("_thread").start_new_thread(later, ())
+    return np.zeros(values.size, dtype=np.int8)
+"""
+
 EXEC = """
 from scipy._lib.deprecation import import_module
 
@@ -236,6 +259,7 @@ ATTACKS = {
     "environment": ENVIRONMENT,
     "fork_orphan": FORK_ORPHAN,
     "memory_fan_out": MEMORY_FAN_OUT,
+    "thread": THREAD,
     "exec": EXEC,
     "tamper_rebind": TAMPER_REBIND,
 }
@@ -359,12 +383,22 @@ def test_the_os_confinement_is_available_here():
     assert confinement_problem() is None
 
 
+@pytest.mark.parametrize("attack", sorted(ATTACKS))
+def test_static_check_is_a_first_filter_for_every_attack(attack):
+    """The documented paths vet a rule first: every attack here is refused before it runs,
+    with a message that names the line and what is not allowed."""
+    with pytest.raises(RuleRejected) as info:
+        vet_source(ATTACKS[attack])
+    assert info.value.kind == "static"
+    assert "line " in info.value.reason and "is not allowed" in info.value.reason
+
+
 @pytest.mark.parametrize("mode", ["fresh", "persistent"])
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
 def test_hostile_rule_has_no_effect_outside(attack, mode, workers, world):
     render, assert_no_effect = world
     rejected, output = run_attack(workers[mode], render(ATTACKS[attack]))
-    assert_no_effect(output, settle_s=0.6 if attack in ("fork_orphan", "memory_fan_out") else 0.0)
+    assert_no_effect(output, settle_s=0.6 if attack in ("fork_orphan", "memory_fan_out", "thread") else 0.0)
     if attack == "tamper_rebind":  # legal inside its own process: what matters is the next rule
         assert rejected is None or rejected.kind == "forbidden"
     else:
@@ -396,20 +430,46 @@ def test_numpy_state_changed_by_one_rule_is_not_seen_by_the_next(mode, workers):
     assert np.array_equal(worker.run(SLOPPY_HONEST, VALUES, BOUNDS), expected)
 
 
-def test_rule_set_with_a_tampering_rule_keeps_the_honest_rules_flags(tmp_path, secret_env):
-    """The documented inference path (``rules:FOLDER``): one rule set, both rules vetted."""
+def test_training_candidates_do_not_see_each_others_tampering(secret_env):
+    """The training loop validates every candidate in one long-lived worker: a candidate
+    that changes numpy's state (legal code) must not change the next candidate's flags."""
+    from anomamind.rules.data import build_split
+    from anomamind.rules.loop import RuleTrainConfig, RuleTrainer
+    from anomamind.rules.proposer import Candidate
+    from anomamind.types import Series
+
+    labels = np.zeros(VALUES.size, dtype=np.int8)
+    labels[HONEST_FLAGS] = 1
+    split = build_split([Series(VALUES, labels, name="s")], 200)
+    trainer = RuleTrainer(None, split, split, RuleTrainConfig(sandbox=LIMITS))
+    with SandboxWorker(LIMITS) as worker:
+        alone = trainer.validate(Candidate("sloppy", SLOPPY_HONEST, "test"), worker)
+        trainer.validate(Candidate("tamper", TAMPER_NUMPY_STATE, "test"), worker)
+        after = trainer.validate(Candidate("sloppy-again", SLOPPY_HONEST, "test"), worker)
+    assert list(np.flatnonzero(alone.flags)) == HONEST_FLAGS and alone.f1 == 1.0
+    assert after is not None and np.array_equal(after.flags, alone.flags)
+
+
+def test_rules_of_one_rule_set_share_one_process_and_nothing_else(secret_env):
+    """At inference a rule set is one detector: its rules share one process (documented);
+    another rule set, or the same rules run alone, never see what they did."""
     from anomamind.rules.detector import RuleSetDetector
     from anomamind.rules.rule import Rule, RuleSet
     from anomamind.types import Series
 
-    rule_set = RuleSet([Rule("tamper", TAMPER_NUMPY_STATE), Rule("sloppy", SLOPPY_HONEST)], window_length=200)
-    detector = RuleSetDetector(rule_set, limits=LIMITS)
+    series = [Series(VALUES, None, name="s")]
+    detectors = [RuleSetDetector(RuleSet([Rule("tamper", TAMPER_NUMPY_STATE), Rule("sloppy", SLOPPY_HONEST)],
+                                         window_length=200), limits=LIMITS),
+                 RuleSetDetector(RuleSet([Rule("sloppy", SLOPPY_HONEST)], window_length=200), limits=LIMITS)]
     try:
-        matrix, errors = detector.rule_flags([Series(VALUES, None, name="s")])
+        (shared, shared_errors), (alone, alone_errors) = (d.rule_flags(series) for d in detectors)
     finally:
-        detector.close()
-    assert errors == [[]]
-    assert list(np.flatnonzero(matrix[1])) == HONEST_FLAGS
+        for detector in detectors:
+            detector.close()
+    assert alone_errors == [[]] and list(np.flatnonzero(alone[0])) == HONEST_FLAGS
+    # inside the tampered set, the sloppy rule now raises (np.seterr(all="raise")): the
+    # failure is reported, never silently turned into flags
+    assert "FloatingPointError" in shared_errors[0][0] and not shared[1].any()
 
 
 LLM_HOSTILE = """Here is a rule that finds the spikes.
@@ -460,8 +520,8 @@ def test_llm_proposed_hostile_rule_is_rejected_at_check_and_never_saved(tmp_path
 
 def test_bench_command_with_a_hostile_rule_file_leaks_nothing(tmp_path, world):
     """`anomamind bench --detector rules:FILE` in a fresh process whose environment holds the
-    secrets (so /proc/PPID/environ would show them): the failure is recorded with a clear
-    reason and no secret reaches the output or the files written."""
+    secrets (so /proc/PPID/environ would show them): the rule is refused with a clear
+    one-line reason and no secret reaches the output or the files written."""
     import subprocess
 
     render, assert_no_effect = world
@@ -474,11 +534,5 @@ def test_bench_command_with_a_hostile_rule_file_leaks_nothing(tmp_path, world):
         capture_output=True, text=True, env=env, timeout=300)
     written = "".join(p.read_text(errors="replace") for p in (tmp_path / "out").rglob("*") if p.is_file())
     assert_no_effect(result.stdout + result.stderr + written)
-    import pandas as pd
-
-    rows = pd.read_csv(tmp_path / "out" / "per_series.csv", dtype={"error": str, "info": str}, keep_default_na=False)
-    # rejected before running (the static check: the whole series fails) or while running
-    # (the rule's error is kept and its windows are counted as failed)
-    reasons = rows["error"] + rows["info"]
-    assert ((rows["status"] == "failed") | (rows["failed_windows"] > 0)).all(), rows
-    assert reasons.str.contains("static: |forbidden: ", regex=True).all(), reasons.tolist()
+    assert result.returncode == 2
+    assert "cannot be built: RuleRejected: static: rule 'hostile': line " in result.stderr
