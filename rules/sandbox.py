@@ -302,11 +302,11 @@ class SandboxWorker:
         timeout = self.limits.timeout_for(work)
         header = json.dumps({"source": source, "name": name, "timeout_s": timeout, **request}).encode()
         try:
-            reply, data = self._exchange(process, header, payload, timeout, len(payload_bytes(payload)))
+            reply, data = self._exchange(process, header, payload, timeout, n_flags)
         except _ProcessEnded as ended:
             self._processes.pop(key, None)
             raise self._verdict(process, ended, timeout) from None
-        except RuleRejected:
+        except RuleRejected:  # a malformed reply: this process is not to be trusted further
             self._processes.pop(key, None)
             self._end(process)
             raise
@@ -314,26 +314,26 @@ class SandboxWorker:
             process.close()  # it exits by itself after one request
         if not reply.get("ok"):
             raise RuleRejected(reply.get("kind", "raised"), reply.get("error", "unknown error"))
-        flags = np.frombuffer(data, dtype=np.int8)
-        if flags.size != n_flags:
-            self._processes.pop(key, None)
-            self._end(process)
-            raise RuleRejected("protocol", f"the rule's process returned {flags.size} flags, expected {n_flags}")
-        return flags.copy()
+        return np.frombuffer(data, dtype=np.int8).copy()
 
-    def _exchange(self, process: _RuleProcess, header: bytes, payload, timeout: float, size: int) -> tuple[dict, bytes]:
+    def _exchange(self, process: _RuleProcess, header: bytes, payload, timeout: float,
+                  n_flags: int) -> tuple[dict, bytes]:
+        """Write one request, read one reply (which must carry ``n_flags`` flags or an error)."""
         deadline = time.monotonic() + timeout
         try:
-            _write_all(process.requests, _HEADER.pack(len(header), size) + header, payload)
+            _write_all(process.requests, _HEADER.pack(len(header), len(payload_bytes(payload))) + header, payload)
         except OSError:  # BrokenPipeError: the process is gone
             raise _ProcessEnded(timed_out=False) from None
         head_len, payload_len = _HEADER.unpack(_read_exact(process.replies, _HEADER.size, deadline))
-        if head_len > 1 << 20:
-            raise RuleRejected("protocol", "the rule's process sent a malformed reply")
+        if head_len > 1 << 20 or payload_len not in (0, n_flags):
+            raise RuleRejected("protocol", f"the rule's process sent a malformed reply "
+                                           f"({head_len} header bytes, {payload_len} flags for {n_flags})")
         try:
             reply = json.loads(_read_exact(process.replies, head_len, deadline))
         except ValueError as err:
             raise RuleRejected("protocol", f"the rule's process sent a malformed reply: {err}") from err
+        if not isinstance(reply, dict) or payload_len != (n_flags if reply.get("ok") else 0):
+            raise RuleRejected("protocol", "the rule's process sent flags that do not match its answer")
         return reply, _read_exact(process.replies, payload_len, deadline)
 
     def _verdict(self, process: _RuleProcess, ended: _ProcessEnded, timeout: float) -> RuleRejected:

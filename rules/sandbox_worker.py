@@ -297,7 +297,13 @@ class Zygote:
     def spawn(self, single: bool, cpu_hard_s: int) -> None:
         requests_r, requests_w = os.pipe()
         replies_r, replies_w = os.pipe()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as err:  # e.g. out of memory: the parent hears why, the zygote goes on
+            for fd in (requests_r, requests_w, replies_r, replies_w):
+                os.close(fd)
+            self.send({"error": f"fork failed: {err}"})
+            return
         if pid == 0:  # the rule process
             try:
                 os.dup2(requests_r, 0)
