@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import shlex
 import statistics
 import subprocess
 import sys
@@ -136,7 +134,6 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(measure(args.rules, args.data, args.measure, args.repeats)))
         return 0
 
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     load_start = os.getloadavg()[0]
     codes = {"current": None}
     with tempfile.TemporaryDirectory() as tmp:
@@ -151,26 +148,24 @@ def main(argv: list[str] | None = None) -> int:
                     result = run_measurement(args, dataset, codes[code])
                     results[code].setdefault(dataset, []).append(result)
                     print(f"{code} {dataset}: " + ", ".join(f"{m} {result[m]:.3f} s" for m in MODES), flush=True)
-    load_end = os.getloadavg()[0]
+    from anomamind.provenance import command_line, header_lines  # not in --measure: a baseline may lack it
 
     def median(code: str, dataset: str, key: str) -> float:
         return statistics.median(r[key] for r in results[code][dataset])
 
-    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
     lines = [
         "# Rule inference throughput",
         "",
-        f"Command: `{command}` (code at commit {head})",
+        *header_lines(command_line(argv=argv), split=f"every series of each dataset of {args.data}"),
         "",
-        f"Machine: {platform.machine()} {platform.system()} {platform.release()}, {os.cpu_count()} CPU cores "
-        f"(shared dev box), Python {platform.python_version()}; load average {load_start:.1f} at the start, "
-        f"{load_end:.1f} at the end. Data: every series of each dataset of the dev split. Timed: all rules of "
-        "the set over all series, with one call per series (`RuleSetDetector.detect`, what `anomamind bench` does) "
-        "and with one call per rule for all series (`detect_many`), median of "
+        "Timed: all rules of the set over all series, with one call per series (`RuleSetDetector.detect`, what "
+        "`anomamind bench` does) and with one call per rule for all series (`detect_many`), median of "
         f"{args.repeats} passes after a warm-up series (sandbox start-up not counted); checks: seconds per "
-        "`check_rule` (static check and one run in a fresh process) on 8 windows of the dataset. "
-        + (f"Each code ran {args.rounds} times per dataset in separate processes, alternating, and the table "
-           "shows the median." if args.baseline else ""),
+        "`check_rule` (static check and one run in a fresh process) on 8 windows of the dataset. Every "
+        "measurement ran in its own process"
+        + (f"; each code {args.rounds} times per dataset, alternating, and the table shows the median. "
+           if args.baseline else ". ")
+        + f"On a shared box the numbers move with its load (load average {load_start:.1f} at the start).",
         "",
         "| code | dataset | calls | series | points | rules | seconds | points/s |",
         "|---|---|---|---|---|---|---|---|",
