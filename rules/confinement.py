@@ -48,6 +48,9 @@ ZYGOTE_SYSCALLS: tuple[str, ...] = (
 #: Variables the sandbox inherits from the parent's environment (everything else, API keys
 #: included, is left behind). PYTHONPATH: where the parent found this package.
 INHERITED_VARIABLES: tuple[str, ...] = ("PYTHONPATH",)
+#: ... and the numeric libraries' own settings (e.g. OPENBLAS_CORETYPE, which some virtual
+#: machines need because OpenBLAS cannot detect their CPU).
+INHERITED_PREFIXES: tuple[str, ...] = ("OPENBLAS_", "GOTOBLAS_", "MKL_", "NPY_")
 
 #: Variables the sandbox always gets: single-threaded numerics (no thread pools to create,
 #: predictable memory under RLIMIT_AS), UTF-8 text, no user site-packages.
@@ -62,14 +65,14 @@ _CLONE_THREAD = 0x00010000
 UNCONFINED_EXIT = 97
 _PR_SET_PDEATHSIG = 1
 _SECCOMP_SET_MODE_FILTER = 1
-_SECCOMP_FILTER_FLAG_SPEC_ALLOW = 4
 
 
 def sandbox_environment(parent: dict[str, str] | None = None) -> dict[str, str]:
-    """The sandbox process's environment: :data:`SANDBOX_VARIABLES` plus the
-    :data:`INHERITED_VARIABLES` that ``parent`` (default: ``os.environ``) has."""
+    """The sandbox process's environment: :data:`SANDBOX_VARIABLES` plus the variables of
+    ``parent`` (default: ``os.environ``) named in :data:`INHERITED_VARIABLES` or starting
+    with one of :data:`INHERITED_PREFIXES`."""
     parent = os.environ if parent is None else parent
-    inherited = {k: parent[k] for k in INHERITED_VARIABLES if k in parent}
+    inherited = {k: v for k, v in parent.items() if k in INHERITED_VARIABLES or k.startswith(INHERITED_PREFIXES)}
     return {**inherited, **SANDBOX_VARIABLES}
 
 
@@ -101,7 +104,6 @@ def rule_filter():
     import pyseccomp as sc
 
     strict = sc.SyscallFilter(sc.KILL_PROCESS)
-    strict.set_attr(sc.Attr.CTL_SSB, 1)  # see zygote_filter
     _allow_all(strict, RULE_SYSCALLS, sc.ALLOW)
     strict.add_rule(sc.ALLOW, "prlimit64", sc.Arg(0, sc.EQ, 0))  # its own limits only (per-call CPU)
     return strict
@@ -114,10 +116,6 @@ def zygote_filter():
 
     zygote = sc.SyscallFilter(sc.KILL_PROCESS)
     zygote.set_attr(sc.Attr.CTL_TSYNC, 1)  # every thread, should a library have started one
-    # no Speculative Store Bypass mitigation (which the kernel turns on for seccomp tasks):
-    # it made numpy code 2-4x slower, and it guards against reading this process's own
-    # memory through side channels (there is nothing secret in it)
-    zygote.set_attr(sc.Attr.CTL_SSB, 1)
     _allow_all(zygote, RULE_SYSCALLS + ZYGOTE_SYSCALLS, sc.ALLOW)
     # fork (glibc: clone without CLONE_VM or CLONE_THREAD); never threads or vfork
     zygote.add_rule(sc.ALLOW, "clone", sc.Arg(0, sc.MASKED_EQ, _CLONE_VM | _CLONE_THREAD, 0))
@@ -177,8 +175,7 @@ class RuleProcessLockdown:
         if cpu_hard_s > 0:
             resource.setrlimit(resource.RLIMIT_CPU, (cpu_hard_s, cpu_hard_s))
         if self._program is not None:
-            # seccomp(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_SPEC_ALLOW, &program);
-            # no_new_privs is already set (inherited from the zygote's own filter)
-            if self._syscall(self._seccomp_nr, _SECCOMP_SET_MODE_FILTER, _SECCOMP_FILTER_FLAG_SPEC_ALLOW,
-                             self._byref(self._program)) != 0:
+            # seccomp(SECCOMP_SET_MODE_FILTER, 0, &program); no_new_privs is already set
+            # (inherited from the zygote's own filter)
+            if self._syscall(self._seccomp_nr, _SECCOMP_SET_MODE_FILTER, 0, self._byref(self._program)) != 0:
                 os._exit(UNCONFINED_EXIT)

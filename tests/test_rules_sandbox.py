@@ -238,3 +238,14 @@ def test_commands_refuse_untrusted_rules_without_confinement(monkeypatch, tmp_pa
     code = main(["rules", "bench", "--rules", str(tmp_path), "--data", str(tmp_path), "--datasets", "X",
                  "--out", str(tmp_path / "rb")])
     assert code == 2 and "--trusted-rules" in capsys.readouterr().err
+
+
+def test_sandbox_environment_is_an_allow_list():
+    from anomamind.rules.confinement import sandbox_environment
+
+    parent = {"ANOMAMIND_API_KEY": "secret", "OPENAI_API_KEY": "secret", "HOME": "/home/x", "PATH": "/bin",
+              "PYTHONPATH": "/src", "OPENBLAS_CORETYPE": "Haswell", "OMP_NUM_THREADS": "8"}
+    env = sandbox_environment(parent)
+    assert "secret" not in env.values() and "HOME" not in env and "PATH" not in env
+    assert env["PYTHONPATH"] == "/src" and env["OPENBLAS_CORETYPE"] == "Haswell"
+    assert env["OMP_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == "1"
