@@ -13,10 +13,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     data.set_defaults(func=lambda args: _usage(data))
 
     fetch = sub.add_parser("fetch", help="download, verify and unpack a public archive (resumable)")
-    fetch.add_argument("source", help="name of a source in configs/data.yaml, e.g. tsb-ad-u")
+    fetch.add_argument("source", help="name of a source in configs/data.yaml, e.g. tsb-ad-u or loghub-bgl")
     fetch.add_argument("--dest", required=True, help="folder to download and unpack into")
     fetch.add_argument("--url", help="override the configured URL (a mirror)")
     fetch.add_argument("--sha256", help="expected SHA-256 of the archive (overrides the config)")
+    fetch.add_argument("--md5", help="expected MD5 of the archive, as Zenodo lists it (overrides the config)")
     fetch.add_argument("--archive", help="unpack this local archive instead of downloading")
     fetch.add_argument("--config", help="data config file (default: configs/data.yaml)")
     fetch.add_argument("--delete-archive", action="store_true", help="remove the zip after unpacking")
@@ -53,6 +54,7 @@ def _fetch(args: argparse.Namespace) -> int:
             args.dest,
             url=args.url,
             sha256=args.sha256,
+            md5=args.md5,
             archive=args.archive,
             config=args.config or DATA_CONFIG,
             keep_archive=not args.delete_archive,
