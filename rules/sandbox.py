@@ -1,8 +1,9 @@
 """Run rule code safely: the parent side of the sandbox.
 
-A rule is untrusted code (an LLM may have written it). :func:`check_rule` vets it
-statically (:mod:`anomamind.rules.policy`) and then runs it once in a FRESH sandbox
-process on sample windows; a rule that fails either is rejected with the reason.
+A rule is untrusted code (an LLM may have written it). :func:`check_rule` (series rules)
+and :func:`check_log_rule` (log rules) vet it statically (:mod:`anomamind.rules.policy`)
+and then run it once in a FRESH sandbox process on sample windows; a rule that fails
+either is rejected with the reason.
 :class:`SandboxWorker` is a long-lived sandbox process for vetted rules, so inference over
 a benchmark costs one process, not one per window. What the sandbox does and does not
 guarantee is written down in docs/rules.md ("The sandbox").
@@ -156,14 +157,27 @@ class SandboxWorker:
         """0/1 flags (int8, one per point of ``values``) from running ``source`` on each
         window ``values[start:end]``; raises :class:`RuleRejected` with the reason."""
         values = np.ascontiguousarray(values, dtype=np.float64)
+        request = {"modality": "series", "bounds": [[int(s), int(e)] for s, e in bounds]}
+        return self._call(source, name, request, values.tobytes(), values.size, values.size)
+
+    def run_lines(self, source: str, windows: list[list[str]], name: str = "rule") -> np.ndarray:
+        """0/1 flags (int8, one per window) from a log rule's ``detect(lines) -> bool`` on
+        each window of log lines; raises :class:`RuleRejected` with the reason."""
+        lines = [line for window in windows for line in window]
+        for i, window in enumerate(windows):
+            if any("\n" in line for line in window):
+                raise ValueError(f"log window {i}: a line contains a newline (lines must be split first)")
+        payload = "\n".join(lines).encode("utf-8", "surrogatepass")
+        request = {"modality": "logs", "counts": [len(window) for window in windows]}
+        return self._call(source, name, request, payload, len(lines), len(windows))
+
+    def _call(self, source: str, name: str, request: dict, payload: bytes, work: int, n_flags: int) -> np.ndarray:
+        """Send one request (``work``: points or lines, for the time limit); expect
+        ``n_flags`` flags back."""
         if self._proc is None:
             self._start()
-        timeout = self.limits.timeout_for(values.size)
-        header = json.dumps({
-            "source": source, "name": name, "timeout_s": timeout,
-            "bounds": [[int(s), int(e)] for s, e in bounds],
-        }).encode()
-        payload = values.tobytes()
+        timeout = self.limits.timeout_for(work)
+        header = json.dumps({"source": source, "name": name, "timeout_s": timeout, **request}).encode()
         try:
             self._proc.stdin.write(_HEADER.pack(len(header), len(payload)))
             self._proc.stdin.write(header)
@@ -178,18 +192,28 @@ class SandboxWorker:
         if not reply.get("ok"):
             raise RuleRejected(reply.get("kind", "raised"), reply.get("error", "unknown error"))
         flags = np.frombuffer(data, dtype=np.int8)
-        if flags.size != values.size:
+        if flags.size != n_flags:
             self._kill()
-            raise RuleRejected("protocol", f"the sandbox returned {flags.size} flags for {values.size} points")
+            raise RuleRejected("protocol", f"the sandbox returned {flags.size} flags, expected {n_flags}")
         return flags.copy()
 
 
-def vet_source(source: str) -> None:
+def vet_source(source: str, modality: str = "series") -> None:
     """Raise :class:`RuleRejected` (kind ``static``) when the static check fails."""
-    problems = static_problems(source)
+    problems = static_problems(source, modality)
     if problems:
         kind = "syntax" if problems[0].startswith("syntax error") else "static"
         raise RuleRejected(kind, "; ".join(problems))
+
+
+def _checked_run(limits: SandboxLimits | None, checker: SandboxWorker | None, call):
+    """Run ``call(worker)`` in ``checker`` (a fork-mode worker) or in a fresh one."""
+    if checker is not None:
+        if checker.mode != "fork":
+            raise ValueError("rule checks need a worker made with fresh_process_per_call=True")
+        return call(checker)
+    with SandboxWorker(limits, fresh_process_per_call=True) as worker:
+        return call(worker)
 
 
 def check_rule(
@@ -208,9 +232,18 @@ def check_rule(
     a long-lived persistent :class:`SandboxWorker`.
     """
     vet_source(source)
-    if checker is not None:
-        if checker.mode != "fork":
-            raise ValueError("check_rule needs a worker made with fresh_process_per_call=True")
-        return checker.run(source, sample_values, bounds, name=name)
-    with SandboxWorker(limits, fresh_process_per_call=True) as worker:
-        return worker.run(source, sample_values, bounds, name=name)
+    return _checked_run(limits, checker, lambda worker: worker.run(source, sample_values, bounds, name=name))
+
+
+def check_log_rule(
+    source: str,
+    sample_windows: list[list[str]],
+    limits: SandboxLimits | None = None,
+    name: str = "rule",
+    checker: SandboxWorker | None = None,
+) -> np.ndarray:
+    """:func:`check_rule` for a log rule: the static check with the log rules' import
+    allow-list, then one run on ``sample_windows`` (lists of lines) in a fresh sandbox
+    process. Returns one 0/1 flag per window."""
+    vet_source(source, modality="logs")
+    return _checked_run(limits, checker, lambda worker: worker.run_lines(source, sample_windows, name=name))

@@ -15,7 +15,9 @@ instead of the seconds a new interpreter needs to import numpy and scipy.
 
 Protocol (stdin -> stdout), no pickle in either direction: each message is an 8-byte
 header length, an 8-byte payload length, a JSON header and raw bytes. Requests carry the
-rule source and window bounds with float64 values; replies carry int8 flags or an error.
+rule source, its modality and either window bounds with float64 values (series rules) or
+per-window line counts with the UTF-8 lines joined by newlines (log rules); replies carry
+int8 flags (one per point, or one per window) or an error.
 """
 
 from __future__ import annotations
@@ -28,10 +30,15 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 
 import builtins  # noqa: E402
+import collections  # noqa: E402,F401
+import itertools  # noqa: E402,F401
 import json  # noqa: E402
 import math  # noqa: E402
+import re  # noqa: E402,F401
 import resource  # noqa: E402
 import signal  # noqa: E402
+import statistics  # noqa: E402,F401
+import string  # noqa: E402,F401
 import struct  # noqa: E402
 import traceback  # noqa: E402
 
@@ -43,7 +50,7 @@ import scipy.signal  # noqa: E402,F401
 import scipy.stats  # noqa: E402,F401
 
 from anomamind.rules import features  # noqa: E402,F401
-from anomamind.rules.policy import ALLOWED_MODULES, SAFE_BUILTIN_NAMES, module_allowed  # noqa: E402
+from anomamind.rules.policy import MODALITIES, SAFE_BUILTIN_NAMES, allowed_modules, module_allowed  # noqa: E402
 
 _HEADER = struct.Struct("<QQ")
 
@@ -65,27 +72,33 @@ def _preload_tools() -> None:
                 pass
 
 
-def _restricted_import(name, globals=None, locals=None, fromlist=(), level=0):  # noqa: A002
-    """``__import__`` for rules: allow-listed modules that are already loaded, nothing else."""
-    if level != 0:
-        raise ImportError("relative imports are not allowed in rules")
-    from_allowed = bool(fromlist) and all(module_allowed(f"{name}.{item}") for item in fromlist)
-    if not module_allowed(name) and not from_allowed:
-        raise ImportError(f"import of {name!r} is not allowed in rules (allowed: {', '.join(ALLOWED_MODULES)})")
-    if name not in sys.modules:
-        raise ImportError(f"module {name!r} is allowed but not preloaded by the sandbox")
-    if from_allowed:
-        return sys.modules[name]
-    for item in fromlist or ():
-        sub = f"{name}.{item}"
-        if sub in sys.modules and not module_allowed(sub):
-            raise ImportError(f"import of {sub!r} is not allowed in rules")
-    return sys.modules[name] if fromlist else sys.modules[name.split(".")[0]]
+def _restricted_import(modality: str):
+    """``__import__`` for rules of ``modality``: allow-listed modules that are already
+    loaded, nothing else."""
+
+    def restricted_import(name, globals=None, locals=None, fromlist=(), level=0):  # noqa: A002
+        if level != 0:
+            raise ImportError("relative imports are not allowed in rules")
+        from_allowed = bool(fromlist) and all(module_allowed(f"{name}.{item}", modality) for item in fromlist)
+        if not module_allowed(name, modality) and not from_allowed:
+            raise ImportError(f"import of {name!r} is not allowed in rules "
+                              f"(allowed: {', '.join(allowed_modules(modality))})")
+        if name not in sys.modules:
+            raise ImportError(f"module {name!r} is allowed but not preloaded by the sandbox")
+        if from_allowed:
+            return sys.modules[name]
+        for item in fromlist or ():
+            sub = f"{name}.{item}"
+            if sub in sys.modules and not module_allowed(sub, modality):
+                raise ImportError(f"import of {sub!r} is not allowed in rules")
+        return sys.modules[name] if fromlist else sys.modules[name.split(".")[0]]
+
+    return restricted_import
 
 
-def _safe_builtins() -> dict:
+def _safe_builtins(modality: str) -> dict:
     table = {name: getattr(builtins, name) for name in SAFE_BUILTIN_NAMES if hasattr(builtins, name)}
-    table["__import__"] = _restricted_import
+    table["__import__"] = _restricted_import(modality)
     return table
 
 
@@ -124,17 +137,18 @@ def _reply(out, header: dict, payload: bytes = b"") -> None:
     out.flush()
 
 
-def _load_rule(source: str, name: str, cache: dict):
+def _load_rule(source: str, name: str, modality: str, cache: dict):
     """Compile and execute the rule module once per source; return its ``detect``."""
-    if source in cache:
-        return cache[source]
+    key = (modality, source)
+    if key in cache:
+        return cache[key]
     code = compile(source, f"<rule {name}>", "exec")
-    namespace = {"__builtins__": _safe_builtins(), "__name__": f"rule_{name}"}
+    namespace = {"__builtins__": _safe_builtins(modality), "__name__": f"rule_{name}"}
     exec(code, namespace)  # noqa: S102 - the point of the sandbox
     detect = namespace.get("detect")
     if not callable(detect):
-        raise _RuleError("interface", "the rule defines no function detect(values)")
-    cache[source] = detect
+        raise _RuleError("interface", f"the rule defines no function detect({MODALITIES[modality][0]})")
+    cache[key] = detect
     return detect
 
 
@@ -159,8 +173,31 @@ def _check_output(flags, length: int, start: int) -> np.ndarray:
     return arr
 
 
-def _run(request: dict, values: np.ndarray, cache: dict) -> np.ndarray:
-    detect = _load_rule(request["source"], request.get("name", "rule"), cache)
+def _check_verdict(verdict, index: int) -> int:
+    """A log rule's answer for one window: a bool or 0/1, nothing else."""
+    if isinstance(verdict, (bool, np.bool_)):
+        return int(verdict)
+    if isinstance(verdict, (int, np.integer)) and verdict in (0, 1):
+        return int(verdict)
+    if isinstance(verdict, (int, np.integer, float, np.floating)):
+        raise _RuleError("dtype", f"window {index}: detect returned {verdict!r}, expected a bool or 0/1")
+    raise _RuleError("shape", f"window {index}: detect returned a {type(verdict).__name__}, expected a bool")
+
+
+def _run(request: dict, payload: bytes, cache: dict) -> np.ndarray:
+    """The request's flags: one per point (series rules) or one per window (log rules)."""
+    modality = request.get("modality", "series")
+    detect = _load_rule(request["source"], request.get("name", "rule"), modality, cache)
+    if modality == "logs":
+        counts = request["counts"]
+        lines = payload.decode("utf-8", "surrogatepass").split("\n") if sum(counts) else []
+        out = np.zeros(len(counts), dtype=np.int8)
+        start = 0
+        for i, count in enumerate(counts):
+            out[i] = _check_verdict(detect(lines[start:start + count]), i)
+            start += count
+        return out
+    values = np.frombuffer(payload, dtype=np.float64).copy()
     values.flags.writeable = False  # rules get read-only windows
     out = np.zeros(values.size, dtype=np.int8)
     for start, end in request["bounds"]:
@@ -184,10 +221,10 @@ def _describe(err: BaseException, source: str) -> tuple[str, str]:
     return kind, f"{type(err).__name__}: {err}{where}"
 
 
-def _answer(request: dict, values: np.ndarray, cache: dict) -> tuple[dict, bytes]:
+def _answer(request: dict, payload: bytes, cache: dict) -> tuple[dict, bytes]:
     """Run one request; every failure of the rule becomes an error reply."""
     try:
-        flags = _run(request, values, cache)
+        flags = _run(request, payload, cache)
     except KeyboardInterrupt:
         raise
     except BaseException as err:  # noqa: BLE001 - every failure of the rule is a verdict
@@ -196,7 +233,7 @@ def _answer(request: dict, values: np.ndarray, cache: dict) -> tuple[dict, bytes
     return {"ok": True, "n": int(flags.size)}, flags.tobytes()
 
 
-def _answer_in_child(stdout, request: dict, values: np.ndarray) -> None:
+def _answer_in_child(stdout, request: dict, payload: bytes) -> None:
     """Fork mode: run the request in a fresh child process; report how the child ended.
 
     The child gets a wall-clock alarm and a CPU limit of ``timeout_s``; it writes its own
@@ -209,9 +246,9 @@ def _answer_in_child(stdout, request: dict, values: np.ndarray) -> None:
         signal.setitimer(signal.ITIMER_REAL, timeout)
         cpu = max(1, math.ceil(timeout))
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-        header, payload = _answer(request, values, {})
+        header, flags = _answer(request, payload, {})
         signal.setitimer(signal.ITIMER_REAL, 0)
-        _reply(stdout, header, payload)
+        _reply(stdout, header, flags)
         os._exit(0)
     _, status = os.waitpid(pid, 0)
     if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
@@ -240,13 +277,13 @@ def main(argv: list[str]) -> int:
         try:
             head_len, payload_len = _HEADER.unpack(_read_exact(stdin, _HEADER.size))
             request = json.loads(_read_exact(stdin, head_len))
-            values = np.frombuffer(_read_exact(stdin, payload_len), dtype=np.float64).copy()
+            payload = _read_exact(stdin, payload_len)
         except EOFError:
             return 0
         if mode == "fork":
-            _answer_in_child(stdout, request, values)
+            _answer_in_child(stdout, request, payload)
         else:
-            _reply(stdout, *_answer(request, values, cache))
+            _reply(stdout, *_answer(request, payload, cache))
 
 
 if __name__ == "__main__":
