@@ -19,6 +19,7 @@ COMMAND_MODULES: list[str] = [
     "anomamind.rl.sweep_cli",  # sweep
     "anomamind.rl.infer_cli",  # infer (batch inference over prepared windows)
     "anomamind.rules.cli",  # rules train / show
+    "anomamind.rules.log_cli",  # logs info / synth / train / show / bench
     "anomamind.tools.cli",  # tools list / call / plot
 ]
 

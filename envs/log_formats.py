@@ -44,19 +44,33 @@ def _strptime(pattern: str, *names: str) -> Callable[[dict[str, str]], float]:
 
 @dataclass(frozen=True)
 class LogFormat:
-    """How one kind of log line is laid out (see the module docstring)."""
+    """How one kind of log line is laid out (see the module docstring).
+
+    ``fields`` is the regex of the line after the label field, with named groups; ``content``
+    is the message. Labelled formats put ``label`` (matched by ``label_pattern``) and one space
+    before it.
+    """
 
     name: str
-    header: re.Pattern  # named groups; ``content`` is the message, ``label`` the label field
+    fields: str
     example: str  # a well-formed line, quoted in error messages
+    labelled: bool = False
+    label_pattern: str = r"\S+"
     time: Callable[[dict[str, str]], float] | None = None
     session: re.Pattern | None = None  # searched in the message; group 0 is the session id
     continuation: bool = False  # lines that do not match continue the previous event (stack traces)
     description: str = ""
 
     @property
-    def labelled(self) -> bool:
-        return "label" in self.header.groupindex
+    def header(self) -> re.Pattern:
+        """The whole raw line (label field included)."""
+        label = f"(?P<label>{self.label_pattern}) " if self.labelled else ""
+        return _compiled("^" + label + self.fields)
+
+    @property
+    def text_pattern(self) -> str:
+        """Regex source of the text rules see (the line without its label field)."""
+        return "^" + self.fields
 
     def parse(self, line: str) -> ParsedLine | None:
         """The parsed line, or None when it does not match the format."""
@@ -78,14 +92,22 @@ class LogFormat:
         return ParsedLine(text=text, message=message, category=category, time=time, session=session)
 
 
+_PATTERNS: dict[str, re.Pattern] = {}
+
+
+def _compiled(source: str) -> re.Pattern:
+    if source not in _PATTERNS:
+        _PATTERNS[source] = re.compile(source)
+    return _PATTERNS[source]
+
+
 FORMATS: dict[str, LogFormat] = {
     "bgl": LogFormat(
         name="bgl",
-        header=re.compile(
-            r"^(?P<label>\S+) (?P<epoch>\d+) (?P<date>\d{4}\.\d{2}\.\d{2}) (?P<node>\S+) "
-            r"(?P<time>\d{4}-\d{2}-\d{2}-\d{2}\.\d{2}\.\d{2}\.\d+) (?P<node_repeat>\S+) "
-            r"(?P<type>\S+) (?P<component>\S+) (?P<level>\S+) ?(?P<content>.*)$"
-        ),
+        fields=(r"(?P<epoch>\d+) (?P<date>\d{4}\.\d{2}\.\d{2}) (?P<node>\S+) "
+                r"(?P<time>\d{4}-\d{2}-\d{2}-\d{2}\.\d{2}\.\d{2}\.\d+) (?P<node_repeat>\S+) "
+                r"(?P<type>\S+) (?P<component>\S+) (?P<level>\S+) ?(?P<content>.*)$"),
+        labelled=True,
         example="- 1117838570 2005.06.03 R02-M1-N0-C:J12-U11 2005-06-03-15.42.50.675872 R02-M1-N0-C:J12-U11 "
                 "RAS KERNEL INFO instruction cache parity error corrected",
         time=_epoch,
@@ -93,10 +115,9 @@ FORMATS: dict[str, LogFormat] = {
     ),
     "thunderbird": LogFormat(
         name="thunderbird",
-        header=re.compile(
-            r"^(?P<label>\S+) (?P<epoch>\d+) (?P<date>\d{4}\.\d{2}\.\d{2}) (?P<user>\S+) (?P<month>[A-Z][a-z]{2}) +(?P<day>\d+) "
-            r"(?P<time>\S+) (?P<location>\S+) ?(?P<content>.*)$"
-        ),
+        fields=(r"(?P<epoch>\d+) (?P<date>\d{4}\.\d{2}\.\d{2}) (?P<user>\S+) (?P<month>[A-Z][a-z]{2}) +(?P<day>\d+) "
+                r"(?P<time>\S+) (?P<location>\S+) ?(?P<content>.*)$"),
+        labelled=True,
         example="- 1131566461 2005.11.09 dn228 Nov 9 12:01:01 dn228/dn228 crond(pam_unix)[2915]: "
                 "session closed for user root",
         time=_epoch,
@@ -104,9 +125,7 @@ FORMATS: dict[str, LogFormat] = {
     ),
     "hdfs": LogFormat(
         name="hdfs",
-        header=re.compile(
-            r"^(?P<date>\d{6}) (?P<time>\d{6}) (?P<pid>\d+) (?P<level>\w+) (?P<component>[^:\s]+): ?(?P<content>.*)$"
-        ),
+        fields=r"(?P<date>\d{6}) (?P<time>\d{6}) (?P<pid>\d+) (?P<level>\w+) (?P<component>[^:\s]+): ?(?P<content>.*)$",
         example="081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder 1 for block "
                 "blk_38865049064139660 terminating",
         time=_strptime("%y%m%d %H%M%S", "date", "time"),
@@ -115,10 +134,8 @@ FORMATS: dict[str, LogFormat] = {
     ),
     "hadoop": LogFormat(
         name="hadoop",
-        header=re.compile(
-            r"^(?P<date>\d{4}-\d{2}-\d{2}) (?P<time>\d{2}:\d{2}:\d{2}),(?P<millis>\d{3}) (?P<level>\w+) "
-            r"\[(?P<process>[^\]]*)\] (?P<component>[^:\s]+): ?(?P<content>.*)$"
-        ),
+        fields=(r"(?P<date>\d{4}-\d{2}-\d{2}) (?P<time>\d{2}:\d{2}:\d{2}),(?P<millis>\d{3}) (?P<level>\w+) "
+                r"\[(?P<process>[^\]]*)\] (?P<component>[^:\s]+): ?(?P<content>.*)$"),
         example="2015-10-18 18:01:47,978 INFO [main] org.apache.hadoop.mapreduce.v2.app.MRAppMaster: "
                 "Created MRAppMaster for application appattempt_1445144423722_0020_000001",
         time=_strptime("%Y-%m-%d %H:%M:%S", "date", "time"),
@@ -128,10 +145,9 @@ FORMATS: dict[str, LogFormat] = {
     ),
     "synthetic": LogFormat(
         name="synthetic",
-        header=re.compile(
-            r"^(?P<label>-|[A-Z][A-Z_]*) (?P<epoch>\d{9,}(?:\.\d+)?) (?P<node>\S+) (?P<level>[A-Z]+) "
-            r"(?P<component>[^:\s]+): ?(?P<content>.*)$"
-        ),
+        fields=r"(?P<epoch>\d{9,}(?:\.\d+)?) (?P<node>\S+) (?P<level>[A-Z]+) (?P<component>[^:\s]+): ?(?P<content>.*)$",
+        labelled=True,
+        label_pattern=r"-|[A-Z][A-Z_]*",
         example="- 1700000000.250 node-03 INFO auth: session req_000017 opened for user u42",
         time=_epoch,
         session=re.compile(r"req_\d+"),

@@ -2,19 +2,20 @@
 
 A small service writes interleaved request sessions (``req_N``: a read workflow and a
 rarer write workflow, each a fixed sequence of templates with variable fields: users drawn
-from a skewed popularity, paths, IPs, latencies) plus background lines (disk heartbeats,
-scheduler jobs, and a harmless kernel message that contains the word "error", as BGL's
-"instruction cache parity error corrected" does). Injected anomalies, each labelled with
-its kind as the line's category:
+from a skewed popularity, paths, IPs, latencies; now and then a token refresh) plus
+background lines without a session (disk heartbeats, scheduler jobs, and a harmless kernel
+message that contains the word "error", as BGL's "instruction cache parity error corrected"
+does). Injected anomalies, one kind per anomalous session, labelled with the kind as the
+category of every line of the session:
 
-- ``ERROR``: a session hits an error template ("connection refused", HTTP 500);
-- ``UNSEEN``: a template that occurs nowhere else (a segfault line);
-- ``BURST``: one normal template repeated dozens of times within a second;
-- ``MISSING``: a session lacks one of its steps (the write is never committed);
-- ``ORDER``: a session's steps come out of order (the response before the query).
+- ``ERROR``: the session hits an error template ("connection refused", HTTP 500);
+- ``UNSEEN``: the session logs a template that occurs nowhere else (a segfault line);
+- ``BURST``: the session repeats a normal template (the token refresh) dozens of times
+  within a second;
+- ``MISSING``: the session lacks one of its steps (the write is never committed);
+- ``ORDER``: the session's steps come out of order (the response before the query).
 
-Session anomalies label every line of the session. The same seed gives the same log, line
-for line. :func:`write_log` writes the ``synthetic`` line format that
+The same seed gives the same log, line for line. :func:`write_log` writes the ``synthetic`` line format that
 :func:`anomamind.envs.log_loaders.load_log` reads back.
 """
 
@@ -96,6 +97,15 @@ def _session(service: _Service, number: int, start: float, kind: str | None) -> 
         steps.append(("INFO", "cache", f"{req} cache {'hit' if rng.random() < 0.7 else 'miss'} for key {service.key()}"))
     status = 200 if write or rng.random() < 0.9 else 304
     steps.append(("INFO", "api", f"{req} responded {status} in {service.millis(30)} ms"))
+    refresh = ("INFO", "auth", f"{req} token refresh for user {user} from {service.ip()}")
+    if kind == "BURST":
+        steps[1:1] = [refresh] * int(rng.integers(25, 60))
+    elif rng.random() < 0.1:
+        steps.insert(1, refresh)
+    if kind == "UNSEEN":
+        steps.insert(int(rng.integers(1, len(steps))), ("WARN", "kernel",
+                     f"worker[{int(rng.integers(100, 9999))}] segfault at {int(rng.integers(1 << 28, 1 << 32)):x} "
+                     f"in libsvc.so ({req})"))
     if kind == "ERROR":
         at = int(rng.integers(2, len(steps) - 1))
         steps[at] = ("ERROR", "db", f"{req} connection refused by {service.ip()}:5432")
@@ -107,7 +117,8 @@ def _session(service: _Service, number: int, start: float, kind: str | None) -> 
     if kind == "ORDER":  # the response is written before the api/db work
         response = next(i for i, s in enumerate(steps) if "responded" in s[2])
         steps.insert(1, steps.pop(response))
-    times = start + np.cumsum(rng.exponential(0.15, size=len(steps)))
+    gaps = np.array([0.01 if "token refresh" in s[2] else 0.15 for s in steps])
+    times = start + np.cumsum(rng.exponential(gaps))
     category = kind or NORMAL_LABEL
     return [_Event(t, node, level, component, message, category, req)
             for t, (level, component, message) in zip(times, steps)]
@@ -136,51 +147,31 @@ def _background(service: _Service, start: float, end: float) -> list[_Event]:
     return events
 
 
-def _burst(service: _Service, at: float) -> list[_Event]:
-    node, user, ip = service.node(), service.user(), service.ip()
-    count = int(service.rng.integers(25, 60))
-    times = at + np.sort(service.rng.uniform(0, 1.0, size=count))
-    return [_Event(t, node, "INFO", "auth", f"token refresh for user {user} from {ip}", "BURST") for t in times]
-
-
-def _unseen(service: _Service, at: float) -> list[_Event]:
-    address = f"{int(service.rng.integers(1 << 28, 1 << 32)):x}"
-    return [_Event(at, service.node(), "WARN", "kernel",
-                   f"worker[{int(service.rng.integers(100, 9999))}] segfault at {address} in libsvc.so", "UNSEEN")]
-
-
 def generate_log(n_lines: int = 5000, seed: int = 0, anomaly_rate: float = 0.03,
                  kinds: tuple[str, ...] = ANOMALY_KINDS, name: str | None = None) -> LogData:
     """About ``n_lines`` lines (whole sessions only) with anomalies of ``kinds`` injected.
 
-    ``anomaly_rate`` is the share of sessions that carry a session anomaly (ERROR, MISSING,
-    ORDER); BURST and UNSEEN events are added at a third of that rate per session. The kinds
-    take turns, so every kind occurs once there are as many anomalies as kinds.
+    ``anomaly_rate`` is the share of sessions that carry an anomaly. The kinds take turns,
+    so every kind occurs once there are as many anomalous sessions as kinds.
     """
     unknown = sorted(set(kinds) - set(ANOMALY_KINDS))
     if unknown:
         raise ValueError(f"unknown anomaly kind(s) {unknown}; known: {ANOMALY_KINDS}")
     rng = np.random.default_rng(seed)
     service = _Service(rng)
-    session_kinds = [k for k in kinds if k in ("ERROR", "MISSING", "ORDER")]
-    event_kinds = [k for k in kinds if k in ("BURST", "UNSEEN")]
     events: list[_Event] = []
-    t, number, n_session_lines, n_session_anomalies, n_events = _START, 0, 0, 0, 0
+    t, number, n_session_lines, n_anomalies = _START, 0, 0, 0
     target = int(n_lines * 0.88)  # the rest comes from background lines
     while n_session_lines < target:
         number += 1
         t += rng.exponential(2.0)
         kind = None
-        if session_kinds and rng.random() < anomaly_rate:  # kinds take turns: every kind occurs
-            kind = session_kinds[n_session_anomalies % len(session_kinds)]
-            n_session_anomalies += 1
+        if kinds and rng.random() < anomaly_rate:
+            kind = kinds[n_anomalies % len(kinds)]
+            n_anomalies += 1
         lines = _session(service, number, t, kind)
         events += lines
         n_session_lines += len(lines)
-        if event_kinds and rng.random() < anomaly_rate / 3:
-            maker = _burst if event_kinds[n_events % len(event_kinds)] == "BURST" else _unseen
-            n_events += 1
-            events += maker(service, t + rng.uniform(0, 2))
     events += _background(service, _START, t)
     events.sort(key=lambda e: e.time)
     times = np.round(np.array([e.time for e in events]), 3)

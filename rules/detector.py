@@ -20,13 +20,16 @@ from anomamind.eval.registry import SeriesPrediction, create_detector
 from anomamind.rules.rule import RuleSet, load_rule_set, rule_windows
 from anomamind.rules.sandbox import RuleRejected, SandboxLimits, SandboxWorker, vet_source
 from anomamind.rules.scoring import combine
-from anomamind.types import Series
+from anomamind.types import DataError, Series
 
 
 class RuleSetDetector:
     """Runs a :class:`~anomamind.rules.rule.RuleSet` over whole series."""
 
     def __init__(self, rule_set: RuleSet, limits: SandboxLimits | None = None, name: str = ""):
+        if rule_set.modality != "series":
+            raise DataError(f"rule set {name or rule_set.dataset!r} holds {rule_set.modality} rules; "
+                            "benchmark it with 'anomamind logs bench'")
         for rule in rule_set.rules:  # refuse code that fails the static check before running it
             try:
                 vet_source(rule.source)
