@@ -139,7 +139,7 @@ def train_log_rules(data_path: str | Path, out_dir: str | Path, config: LogRuleT
         "split": {
             "rule": "time order: the first share of the lines trains, the next validates, the rest tests",
             "shares": dataclasses.asdict(config.split),
-            "parts": {name: {"lines": [p.start, p.end], **p.summary()} for name, p in parts.items()},
+            "parts": {name: {"line_range": [p.start, p.end], **p.summary()} for name, p in parts.items()},
         },
         "training": {
             "data": str(data_path),
