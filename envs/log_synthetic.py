@@ -30,7 +30,7 @@ from anomamind.envs.log_formats import NORMAL_LABEL
 from anomamind.envs.log_loaders import LogData
 
 ANOMALY_KINDS: tuple[str, ...] = ("ERROR", "UNSEEN", "BURST", "MISSING", "ORDER")
-DATASET = "SYNTHETIC-LOGS"
+DATASET = "SYNTHETIC"  # the name load_log gives a log in the synthetic format too
 _START = 1_700_000_000.0
 _NODES = ("node-01", "node-02", "node-03")
 _PATHS = ("/api/items", "/api/items/{id}", "/api/users/{id}", "/api/search", "/health")

@@ -184,15 +184,15 @@ class LogOfflineProposer:
                          parent=parent, origin=origin, seed=seed, thresholds=thresholds, spec=spec)
 
     def propose(self, n: int, seed: int) -> list[Candidate]:
-        """Up to ``n`` rules: first by sequential covering (each search runs on the training
-        windows whose anomalies the earlier proposals did not catch, so the rules complement
-        each other when OR-ed), then the best alternatives to the first rule (rules that flag
-        different windows), for the validation part to choose from."""
+        """Up to ``n`` rules: first (up to ``n - 2``) by sequential covering (each search runs on
+        the training windows whose anomalies the earlier proposals did not catch, so the rules
+        complement each other when OR-ed), then the best alternatives to the first rule (rules
+        that flag different windows), for the validation part to choose from."""
         rows = self._rows(seed)
         labels = self.train.labels.astype(bool)
         chosen: list[LogRuleSpec] = []
         first_search: list[tuple[float, LogRuleSpec]] = []
-        while len(chosen) < max(1, n // 2) and labels[rows].any():
+        while len(chosen) < max(1, n - 2) and labels[rows].any():
             ranked = self._search(rows)
             first_search = first_search or ranked
             if not ranked or ranked[0][0] <= 0:
