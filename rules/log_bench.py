@@ -81,6 +81,7 @@ def bench_log_rules(rule_dirs: list[str | Path], detectors: list[str], data_path
             with_parsing = seconds + (parse_s if getattr(detector, "uses_templates", False) else 0.0)
             rows.append({
                 "dataset": about["dataset"],
+                "window": about["window"],
                 "detector": "rules (learned)" if spec.startswith("rules:") else spec,
                 **test.scores(prediction.flags),
                 "fit_seconds": fitted - started,
@@ -118,12 +119,12 @@ def render_log_table(frame: pd.DataFrame, splits: list[dict[str, Any]], command:
                               f"alerts ({p['alert_lines']} alert lines)" for name, p in parts.items())
         lines.append(f"- **{split['dataset']}** (`{split['data']}`), {split['window']}, time-ordered split "
                      f"(rules searched on train, selected on validation, scored on test): {described}.")
-    header = ("| log | detector | precision | recall | F1 | line recall | flagged windows | lines/s | "
+    header = ("| log | windows | detector | precision | recall | F1 | line recall | flagged windows | lines/s | "
               "lines/s incl. parsing |")
-    lines += ["", header, "|---|---|---|---|---|---|---|---|---|"]
+    lines += ["", header, "|---|---|---|---|---|---|---|---|---|---|"]
     for _, row in frame.iterrows():
         lines.append(
-            f"| {row['dataset']} | {row['detector']} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} "
+            f"| {row['dataset']} | {row['window']} | {row['detector']} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} "
             f"| {row['line_recall']:.3f} | {row['flagged']} | {row['lines_per_s']:,.0f} | "
             f"{row['lines_per_s_with_parsing']:,.0f} |"
         )

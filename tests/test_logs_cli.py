@@ -36,7 +36,8 @@ def test_synth_info_train_show_bench(tmp_path, capsys):
     assert main(["logs", "bench", "--rules", str(rules), "--detector", "keyword", "--detector", "pca",
                  "--out", str(out)]) == 0
     table = (out / "table.md").read_text()
-    assert "| SYNTHETIC | rules (learned) |" in table and "| SYNTHETIC | keyword |" in table
+    assert "| SYNTHETIC | one window per session | rules (learned) |" in table
+    assert "| SYNTHETIC | one window per session | keyword |" in table
     assert "test:" in table and "with alerts" in table and "load average" in table
     results = pd.read_csv(out / "results.csv")
     assert list(results["detector"]) == ["rules (learned)", "keyword", "pca"]
