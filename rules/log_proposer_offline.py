@@ -292,7 +292,8 @@ def render_log_rule(spec: LogRuleSpec, search: LogRuleSearch, name: str, note: s
             lines += [f"    # Condition: no line matches {a} ({patterns[c.a].meaning}).",
                       f"    if any({a}.search(text) for text in {ta}):"]
         elif c.kind == "at_least":
-            lines += [f"    # Condition: at least {c.k} lines match {a} ({patterns[c.a].meaning}): a burst.",
+            burst = ": a burst of one message" if patterns[c.a].scope == "message" else ""
+            lines += [f"    # Condition: at least {c.k} lines match {a} ({patterns[c.a].meaning}){burst}.",
                       f"    if sum(1 for text in {ta} if {a}.search(text)) < {c.k}:"]
         elif c.kind == "missing":
             lines += [f"    # Condition: a line matches {a} but none matches {b}, which follows it in normal "
