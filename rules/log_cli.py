@@ -48,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--data", default=None, help="read the log from here instead of the path in the manifest")
     bench.add_argument("--out", default=None, help="folder for table.md and results.csv")
     bench.add_argument("--note", default="", help="a remark printed under the table's header")
+    bench.add_argument("--repeats", type=int, default=3, help="time detection this many times, keep the best")
     bench.set_defaults(func=_checked(_bench))
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
@@ -152,9 +153,9 @@ def _bench(args: argparse.Namespace) -> int:
 
     from anomamind.rules.log_bench import bench_log_rules, render_log_table
 
-    frame, splits = bench_log_rules(args.rules, args.detector, data_path=args.data)
+    frame, splits = bench_log_rules(args.rules, args.detector, data_path=args.data, repeats=args.repeats)
     command = "anomamind " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    table = render_log_table(frame, splits, command, note=args.note)
+    table = render_log_table(frame, splits, command, note=args.note, repeats=args.repeats)
     print(table)
     if args.out:
         out = Path(args.out)

@@ -8,7 +8,7 @@ P67 = re.compile(r"\bAPP\b")
 
 def detect(lines: list[str]) -> bool:
     """True when this window of raw log lines is anomalous."""
-    # Condition: at least 2 lines match P67 (the word "APP"): a burst.
+    # Condition: at least 2 lines match P67 (the word "APP").
     if sum(1 for text in lines if P67.search(text)) < 2:
         return False
     return True

@@ -72,7 +72,7 @@ def detect(lines: list[str]) -> bool:
     # Condition: some line fits none of the known templates (a template never seen in normal operation).
     if all(any(p.search(text) for p in KNOWN) for text in messages):
         return False
-    # Condition: at least 4 lines match P56 (the word "FATAL"): a burst.
+    # Condition: at least 4 lines match P56 (the word "FATAL").
     if sum(1 for text in lines if P56.search(text)) < 4:
         return False
     return True

@@ -19,7 +19,7 @@ def message(line):
 def detect(lines: list[str]) -> bool:
     """True when this window of raw log lines is anomalous."""
     messages = [message(line) for line in lines]
-    # Condition: at least 2 lines match P56 (the word "FATAL"): a burst.
+    # Condition: at least 2 lines match P56 (the word "FATAL").
     if sum(1 for text in lines if P56.search(text)) < 2:
         return False
     # Condition: no line matches P19 (template "machine state register: <HEX>").

@@ -17,7 +17,7 @@ def message(line):
 def detect(lines: list[str]) -> bool:
     """True when this window of raw log lines is anomalous."""
     messages = [message(line) for line in lines]
-    # Condition: at least 2 lines match P12 (template "<*> token refresh for user <*> from <IP>"): a burst.
+    # Condition: at least 2 lines match P12 (template "<*> token refresh for user <*> from <IP>"): a burst of one message.
     if sum(1 for text in messages if P12.search(text)) < 2:
         return False
     return True
