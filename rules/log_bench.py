@@ -12,8 +12,6 @@ the "incl. parsing" column. Rules and the keyword rule read raw lines.
 
 from __future__ import annotations
 
-import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -108,20 +106,19 @@ def bench_log_rules(rule_dirs: list[str | Path], detectors: list[str], data_path
 def render_log_table(frame: pd.DataFrame, splits: list[dict[str, Any]], command: str, note: str = "",
                      repeats: int = 3) -> str:
     """Markdown: how each log was split, then one block of rows per log."""
-    from anomamind.rules.bench import _commit
+    from anomamind.provenance import header_lines
 
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     lines = [
         "# Learned log rules vs log baselines (held-out test part of each log)",
         "",
-        f"Command: `{command}` (code at commit {_commit()})",
+        *header_lines(command, split="each log in time order: rules searched (and Drain and the baselines "
+                                     "fitted) on the first part, selected on the middle, scored on the last; "
+                                     "parts per log below"),
         "",
-        f"Machine: {platform.machine()} {platform.system()}, {os.cpu_count()} CPUs, load average {load} "
-        "(1, 5, 15 min) when the table was written. Metrics: window-level precision/recall/F1 of each "
-        "detector's own decision (no threshold picked on the test labels), line recall = share of the "
-        "anomalous lines that lie in a flagged window, throughput = test lines per second of detection "
-        f"(best of {repeats} runs, fitting excluded; 'incl. parsing' adds matching the test lines to Drain templates "
-        "for the detectors that need them).",
+        "Metrics: window-level precision/recall/F1 of each detector's own decision (no threshold picked on the "
+        "test labels), line recall = share of the anomalous lines that lie in a flagged window, throughput = test "
+        f"lines per second of detection (best of {repeats} runs, fitting excluded; 'incl. parsing' adds matching "
+        "the test lines to Drain templates for the detectors that need them).",
         "",
     ]
     if note:

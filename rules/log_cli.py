@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth = sub.add_parser("synth", help="write a synthetic log with injected anomalies (format 'synthetic')")
     synth.add_argument("--out", required=True, help="log file to write")
     synth.add_argument("--lines", type=int, default=20000, help="about this many lines (whole sessions only)")
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--seed", type=int, default=0, help="random seed (the same seed writes the same log)")
     synth.add_argument("--anomaly-rate", type=float, default=0.03, help="share of sessions with an anomaly")
     synth.set_defaults(func=_checked(_synth))
 
