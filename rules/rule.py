@@ -113,11 +113,22 @@ def save_rule_set(rule_set: RuleSet, directory: str | Path) -> Path:
     return directory
 
 
+def rule_file_in(folder: Path, name: Any, manifest_path: Path) -> Path:
+    """The rule file ``name`` of a manifest, which must lie inside the rule set ``folder``
+    (a shared rule folder must not make us read ``/etc/hostname`` or ``../x``)."""
+    if not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in Path(name).parts:
+        raise DataError(f"{manifest_path}: rule file {name!r} must be a relative path inside the rule set folder")
+    candidate = folder / name
+    if not candidate.resolve().is_relative_to(folder.resolve()):  # e.g. a symbolic link out of the folder
+        raise DataError(f"{manifest_path}: rule file {name!r} points outside the rule set folder")
+    return candidate
+
+
 def load_rule_set(path: str | Path, window_length: int | None = None, modality: str = "series") -> RuleSet:
     """Read a rule set folder, or a single rule ``.py`` file as a set of one rule of ``modality``.
 
     Errors name the path and what is wrong (missing manifest, unknown format, a listed
-    rule file that is absent).
+    rule file that is absent or outside the folder).
     """
     path = Path(path)
     if path.is_file() and path.suffix == ".py":
@@ -137,7 +148,7 @@ def load_rule_set(path: str | Path, window_length: int | None = None, modality: 
         raise DataError(f"{manifest_path}: unknown format {manifest.get('format')!r}, expected {FORMAT!r}")
     rules = []
     for entry in manifest.get("rules", []):
-        rule_path = path / entry.get("file", "")
+        rule_path = rule_file_in(path, entry.get("file"), manifest_path)
         if not rule_path.is_file():
             raise DataError(f"{manifest_path}: rule file {entry.get('file')!r} is missing")
         meta = {k: v for k, v in entry.items() if k not in ("file", "name")}

@@ -61,8 +61,9 @@ step_heuristic_throughput() {
 }
 
 step_rules_throughput() {
+  # side by side with e766c1d, the last commit before the OS-confined sandbox (its cost)
   python scripts/bench_rules_throughput.py --rules benchmarks/rules --data "$DATA" \
-    --datasets YAHOO TODS IOPS WSD --repeats 3 --out benchmarks/rules/throughput.md
+    --datasets YAHOO TODS IOPS WSD --repeats 3 --rounds 3 --baseline e766c1d --out benchmarks/rules/throughput.md
 }
 
 step_smoke() {
