@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shlex
 import sys
 
 DEFAULT_CONFIG = "logs_offline.yaml"
@@ -35,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--mode", choices=("and", "or"), default=None,
                        help="combination: 'and' removes the detector's false alarms, 'or' adds what it misses")
     train.add_argument("--force", action="store_true", help="retrain when the rule set already exists")
+    train.add_argument("--trusted-rules", action="store_true", help=_trusted_help())
     train.set_defaults(func=_checked(_train))
 
     show = sub.add_parser("show", help="print a log rule set: provenance, scores and each rule's code")
@@ -49,6 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--out", default=None, help="folder for table.md and results.csv")
     bench.add_argument("--note", default="", help="a remark printed under the table's header")
     bench.add_argument("--repeats", type=int, default=3, help="time detection this many times, keep the best")
+    bench.add_argument("--trusted-rules", action="store_true", help=_trusted_help())
     bench.set_defaults(func=_checked(_bench))
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
@@ -61,6 +62,12 @@ def _log_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", default=None,
                         help="log format: bgl, thunderbird, hdfs, hadoop, synthetic or auto (= data.format)")
     parser.add_argument("--labels", default=None, help="session label file (HDFS CSV, Hadoop list) (= data.labels)")
+
+
+def _trusted_help() -> str:
+    from anomamind.rules.cli import TRUSTED_HELP
+
+    return TRUSTED_HELP
 
 
 def _checked(command):
@@ -124,17 +131,22 @@ def _synth(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from anomamind.rules.log_train import train_log_rules
+    from anomamind.rules.sandbox import SandboxUnavailable, require_sandbox
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    extra = []
+    extra = ["sandbox.trusted_rules=true"] if args.trusted_rules else []
     if args.proposer:
         extra.append(f"proposer={args.proposer}")
     if args.combine_with:
         extra.append(f"combine_with={args.combine_with}")
     if args.mode:
         extra.append(f"combine_mode={args.mode}")
+    config = _config(args, extra)
+    require_sandbox(config.sandbox.trusted_rules)
     try:
-        summary = train_log_rules(args.log, args.out, _config(args, extra), force=args.force)
+        summary = train_log_rules(args.log, args.out, config, force=args.force)
+    except SandboxUnavailable:
+        raise
     except RuntimeError as err:  # the loop found no rule that passes the check and validation
         print(f"FAILED {args.log}: {err}", file=sys.stderr)
         return 1
@@ -152,10 +164,12 @@ def _bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from anomamind.rules.log_bench import bench_log_rules, render_log_table
+    from anomamind.rules.sandbox import require_sandbox
 
-    frame, splits = bench_log_rules(args.rules, args.detector, data_path=args.data, repeats=args.repeats)
-    command = "anomamind " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    table = render_log_table(frame, splits, command, note=args.note, repeats=args.repeats)
+    require_sandbox(args.trusted_rules)
+    frame, splits = bench_log_rules(args.rules, args.detector, data_path=args.data, repeats=args.repeats,
+                                    trusted_rules=args.trusted_rules)
+    table = render_log_table(frame, splits, args.command_line, note=args.note, repeats=args.repeats)
     print(table)
     if args.out:
         out = Path(args.out)

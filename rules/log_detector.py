@@ -4,7 +4,7 @@ Every detector is fitted on the training part of a split and then flags the wind
 part (:class:`LogPrediction`: 0/1 and a score per window). Names follow the benchmark
 runner's grammar: ``pca``, ``iforest``, ``invariants``, ``keyword``, and ``rules:PATH`` for
 a log rule set folder (or one rule ``.py`` file). A rule set runs in one long-lived sandbox
-worker; its decision is the OR of its rules, its score the share of rules that fire, and
+process (its rules share it); its decision is the OR of its rules, its score the share of rules that fire, and
 with ``combine_with`` in its manifest the decision is AND-ed or OR-ed with that detector's
 (fitted on the same training part). A rule that fails at run time flags nothing; the error
 is kept in ``info["rule_errors"]`` and counted in ``info["failed_rules"]``.
@@ -109,7 +109,7 @@ class LogRuleSetDetector:
         """Fit the base detector, if any, and start the sandbox (so detection times exclude it)."""
         if self.base is not None:
             self.base.fit(train)
-        self.worker.run_lines(_WARM_UP, [[]], name="warm-up")
+        self.worker.run_lines(_WARM_UP, [[]], name="warm-up", shared_process="rule set")
 
     def rule_flags(self, windows: list[list[str]]) -> tuple[np.ndarray, list[str]]:
         """(rules x windows) 0/1 matrix, and the errors of rules that failed."""
@@ -117,7 +117,7 @@ class LogRuleSetDetector:
         errors = []
         for i, rule in enumerate(self.rule_set.rules):
             try:
-                matrix[i] = self.worker.run_lines(rule.source, windows, name=rule.name)
+                matrix[i] = self.worker.run_lines(rule.source, windows, name=rule.name, shared_process="rule set")
             except RuleRejected as err:
                 errors.append(f"{rule.name}: {err}")
         return matrix, errors
@@ -169,11 +169,13 @@ def _keyword(**options: Any) -> LogDetector:
 
 def make_log_rule_detector(path: str | Path, **options: Any) -> LogRuleSetDetector:
     """``rules:PATH``: a log rule set folder, or a single rule ``.py`` file. Options:
-    ``time_limit_s``, ``memory_limit_mb``, ``seconds_per_million_points`` (sandbox limits)."""
+    ``time_limit_s``, ``memory_limit_mb``, ``seconds_per_million_points`` (sandbox limits),
+    ``trusted_rules`` (run the rules even where the OS sandbox is unavailable)."""
     limits = SandboxLimits(
         time_limit_s=float(options.pop("time_limit_s", 5.0)),
         memory_limit_mb=int(options.pop("memory_limit_mb", 512)),
         seconds_per_million_points=float(options.pop("seconds_per_million_points", 120.0)),
+        trusted_rules=bool(options.pop("trusted_rules", False)),
     )
     if options:
         raise ValueError(f"rules:{path}: unknown option(s) {sorted(options)}")
