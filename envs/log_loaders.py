@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from anomamind.envs.log_formats import NORMAL_LABEL, LogFormat, ParsedLine, detect_format, get_format
+from anomamind.envs.log_formats import NORMAL_LABEL, ParsedLine, detect_format, get_format
 from anomamind.types import DataError
 
 BAD_LINE_POLICIES = ("error", "skip")

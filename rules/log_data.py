@@ -15,7 +15,7 @@ import numpy as np
 
 from anomamind.envs.log_loaders import LogData
 from anomamind.envs.log_templates import TemplateOptions, parse_templates
-from anomamind.envs.log_windows import LogWindowSpec, make_windows, window_labels
+from anomamind.envs.log_windows import LogWindowSpec, make_windows, window_labels, window_lines
 from anomamind.eval.point_metrics import point_prf
 from anomamind.types import DataError
 
@@ -67,7 +67,7 @@ class LogPart:
     def texts(self, indices: list[int] | np.ndarray | None = None) -> list[list[str]]:
         """The raw lines of the windows (all, or those at ``indices``)."""
         chosen = range(len(self.windows)) if indices is None else indices
-        return [[self.data.lines[i] for i in self.windows[k]] for k in chosen]
+        return window_lines(self.data, [self.windows[k] for k in chosen])
 
     def counts(self) -> np.ndarray:
         """Window x template count matrix; the last column counts lines of no training template."""

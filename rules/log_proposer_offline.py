@@ -29,7 +29,7 @@ import numpy as np
 from anomamind.eval.point_metrics import point_prf
 from anomamind.rules.log_data import LogPart
 from anomamind.rules.log_features import Pattern, PatternTable, message_pattern, template_patterns, word_patterns
-from anomamind.rules.proposer import Candidate
+from anomamind.rules.proposer import Candidate, SearchProposer
 from anomamind.rules.scoring import combine
 
 COUNT_LEVELS = (2, 3, 5, 10, 20, 50)
@@ -121,7 +121,7 @@ class LogRuleSearch:
         return out
 
 
-class LogOfflineProposer:
+class LogOfflineProposer(SearchProposer):
     """Beam search over log window conditions on the training part (see the module docstring)."""
 
     name = "offline"
@@ -208,14 +208,6 @@ class LogOfflineProposer:
                 chosen.append(spec)
                 seen.append(flags)
         return [self._candidate(spec, "proposed", seed) for spec in chosen]
-
-    def repair(self, candidate: Candidate, error: str) -> Candidate | None:
-        """Generated code does not fail the check; there is nothing to repair by search."""
-        return None
-
-    def refine(self, candidate: Candidate, regression: str) -> Candidate | None:
-        """The search has no use for textual feedback; mutation explores instead."""
-        return None
 
     def mutate(self, candidate: Candidate, seed: int) -> list[Candidate]:
         spec: LogRuleSpec | None = candidate.spec
