@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -52,13 +51,17 @@ def split_extra(extra: list[str]) -> tuple[list[str], list[str]]:
 def _prepare(args: argparse.Namespace) -> int:
     from anomamind.rl.prepare import PrepareConfig, prepare_dataset
 
-    cfg = PrepareConfig(
-        data=args.data, out=args.out, datasets=args.datasets, agents=args.agents,
-        normal_ratio=args.normal_ratio, val_fraction=args.val_fraction, limit=args.limit,
-        max_windows_per_series=args.max_windows_per_series, window=args.window,
-        stride=args.stride, seed=args.seed, cache_dir=args.cache_dir,
-    )
-    summary = prepare_dataset(cfg)
+    try:  # bad data or settings (DataError and ConfigError are ValueErrors): one line, no traceback
+        cfg = PrepareConfig(
+            data=args.data, out=args.out, datasets=args.datasets, agents=args.agents,
+            normal_ratio=args.normal_ratio, val_fraction=args.val_fraction, limit=args.limit,
+            max_windows_per_series=args.max_windows_per_series, window=args.window,
+            stride=args.stride, seed=args.seed, cache_dir=args.cache_dir,
+        )
+        summary = prepare_dataset(cfg)
+    except ValueError as err:
+        print(f"anomamind prepare: error: {err}", file=sys.stderr)
+        return 2
     for split, info in summary["splits"].items():
         print(f"{split}: {info['windows']} windows ({info['anomalous_windows']} anomalous) from {len(info['series'])} series")
     for failure in summary["failures"]:
@@ -70,10 +73,11 @@ def _prepare(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from anomamind.config import read_yaml
     from anomamind.rl.train import trainer_args_from_cli, train_from_config
+    from anomamind.rl.train_progress import summary_line
 
     overrides, flags = split_extra(getattr(args, "extra", []) or [])
     mode = str(read_yaml(args.config).get("mode", "grpo"))
     trainer_args = trainer_args_from_cli(flags, mode)
     summary = train_from_config(args.config, overrides, args.output_dir, trainer_args)
-    print(json.dumps(summary, indent=1, default=str))
+    print(summary_line(summary))
     return 0

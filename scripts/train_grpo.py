@@ -10,7 +10,6 @@ field> VALUE``. The trainer (TRL/accelerate) reads the process topology from the
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 
@@ -18,6 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     from anomamind.config import read_yaml
     from anomamind.rl.cli import split_extra
     from anomamind.rl.train import train_from_config, trainer_args_from_cli
+    from anomamind.rl.train_progress import summary_line
 
     parser = argparse.ArgumentParser(description="GRPO/SFT training of the detector (see docs/training.md)")
     parser.add_argument("--config", required=True)
@@ -26,9 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     overrides, flags = split_extra(extra)
     mode = str(read_yaml(args.config).get("mode", "grpo"))
     summary = train_from_config(args.config, overrides, args.output_dir, trainer_args_from_cli(flags, mode))
-    print(json.dumps(summary, indent=1, default=str))
+    print(summary_line(summary))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from anomamind.extras import run_or_name_missing_extra
+
+    sys.exit(run_or_name_missing_extra(main, "scripts/train_grpo.py"))

@@ -1,0 +1,50 @@
+"""Which optional extra of the package provides a module, so that a command whose optional
+dependencies are missing says in one line what to install instead of printing a traceback."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+#: Top-level module -> the extra in pyproject.toml that installs it.
+EXTRA_OF_MODULE: dict[str, str] = {
+    "torch": "train",
+    "transformers": "train",
+    "trl": "train",
+    "peft": "train",
+    "accelerate": "train",
+    "datasets": "train",
+    "gguf": "train",
+    "stumpy": "matrixprofile",
+    "vllm": "vllm",
+}
+
+#: Exit code of a command stopped by a missing optional dependency.
+MISSING_EXTRA = 3
+
+
+def missing_extra_message(err: ModuleNotFoundError, command: str) -> str | None:
+    """One line naming the extra that provides the missing module, or None when the module
+    is not an optional dependency (then the error is a real bug and should propagate)."""
+    module = (err.name or "").split(".")[0]
+    extra = EXTRA_OF_MODULE.get(module)
+    if extra is None:
+        return None
+    torch_first = " (CPU only: pip install torch==2.13.0 first)" if extra == "train" else ""
+    return (
+        f"{command}: the optional '{extra}' dependencies are not installed (no module {module!r}): "
+        f"pip install -e '.[{extra}]' in the checkout{torch_first}"
+    )
+
+
+def run_or_name_missing_extra(run: Callable[[], int], command: str) -> int:
+    """``run()``'s exit code; a missing optional dependency prints one line (which extra
+    to install) and gives :data:`MISSING_EXTRA` instead of a traceback."""
+    try:
+        return run()
+    except ModuleNotFoundError as err:
+        message = missing_extra_message(err, command)
+        if message is None:
+            raise
+        print(message, file=sys.stderr)
+        return MISSING_EXTRA
