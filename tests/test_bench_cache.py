@@ -196,8 +196,10 @@ def test_a_truncated_cache_entry_is_recomputed_with_a_warning(tmp_path: Path, ca
 
 
 def test_a_failed_cache_write_leaves_no_entry_and_loses_no_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def disk_full(handle, **arrays):
+    def disk_full(file, **arrays):  # writes part of the archive, then the disk is full
+        handle = open(file, "wb") if isinstance(file, (str, Path)) else file
         handle.write(b"PK\x03\x04 half a zip")
+        handle.flush()
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(np, "savez_compressed", disk_full)
