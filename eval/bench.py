@@ -3,12 +3,10 @@
 ``run_benchmark`` runs each pair in a worker process (``workers=1`` runs in-process), scores
 the detector's own decision and its continuous scores against the labels, and caches the
 result under ``out_dir/cache/<detector>/<series-key>.npz|.json`` as soon as it is done, so an
-interrupted run resumes where it stopped. The key hashes the series values and labels, the
-detector name and its options, and the metric version: change any and the pair is re-run.
-
-The cache (eval/bench_cache.py) keys each pair on everything its result depends on,
-including the files the detector reads; entries are written atomically and a corrupt one
-is computed again. One run at a time may write ``out_dir`` (a lock, see
+interrupted run resumes where it stopped. The cache (eval/bench_cache.py) keys each pair on
+everything its result depends on (series, detector, options, code, and the files the
+detector reads): change any and the pair is re-run. Entries are written atomically and a
+corrupt one is computed again. One run at a time may write ``out_dir`` (a lock, see
 anomamind/folder_lock.py), and worker processes die with the run that started them.
 
 Failure rule: a detector that raises on a series, or whose prediction reports run-time
@@ -103,15 +101,20 @@ def score_prediction(series: Series, prediction: SeriesPrediction) -> dict[str, 
 
 # --- worker side -----------------------------------------------------------------------
 
-_DETECTORS: dict[str, SeriesDetector] = {}  # per-process cache of built detectors
+#: Per-process cache of built detectors: (name, options) -> (inputs digest, detector).
+_DETECTORS: dict[str, tuple[str, SeriesDetector]] = {}
 
 
 def _detector_for(name: str, options: dict[str, Any], inputs: str = "") -> SeriesDetector:
-    """The built detector, reused within a process until the files it reads change."""
-    key = json.dumps([name, options, inputs], sort_keys=True, default=str)
-    if key not in _DETECTORS:
-        _DETECTORS[key] = create_detector(name, **options)
-    return _DETECTORS[key]
+    """The built detector, reused within a process until the files it reads change (then
+    the old one is closed, e.g. its sandbox process, and the detector built again)."""
+    key = json.dumps([name, options], sort_keys=True, default=str)
+    held = _DETECTORS.get(key)
+    if held is None or held[0] != inputs:
+        if held is not None and callable(getattr(held[1], "close", None)):
+            held[1].close()
+        _DETECTORS[key] = (inputs, create_detector(name, **options))
+    return _DETECTORS[key][1]
 
 
 def _init_worker(owner_pid: int) -> None:
@@ -170,7 +173,7 @@ def run_pair(task: PairTask) -> dict[str, Any]:
 
 def _describe_errors(prediction: SeriesPrediction) -> str:
     """One line for a prediction's run-time errors: how many, and the first."""
-    first = str(prediction.errors[0]).strip().splitlines()[0] if str(prediction.errors[0]).strip() else "?"
+    first = (str(prediction.errors[0]).strip().splitlines() or ["?"])[0]
     windows = f" ({prediction.failed_windows} failed windows)" if prediction.failed_windows else ""
     return f"{len(prediction.errors)} run-time error(s){windows}, first: {first}"
 

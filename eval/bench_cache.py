@@ -187,7 +187,7 @@ def write_entry(stem: Path, row: dict[str, Any], prediction: SeriesPrediction) -
 
 
 def _read_arrays(npz_path: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
-    with np.load(npz_path) as data:
+    with open(npz_path, "rb") as handle, np.load(handle) as data:  # closed even when unreadable
         pred, scores = data["pred"], data["scores"].astype(np.float64)
     if pred.shape != (n,) or scores.shape != (n,):
         raise ValueError(f"arrays of shape {pred.shape} and {scores.shape}, expected ({n},)")

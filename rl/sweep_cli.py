@@ -39,7 +39,7 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     with log_to_file(Path(args.out) / "sweep.log"):
         records = run_sweep(sweep, args.out, only=args.only)
-    print(open(f"{args.out}/table.md").read())
+    print((Path(args.out) / "table.md").read_text())
     print(f"full log: {Path(args.out) / 'sweep.log'}")
     failed = [r["name"] for r in records if r["status"] != "ok"]
     if failed:

@@ -31,9 +31,14 @@ pytestmark = pytest.mark.usefixtures("counting_detector")
 
 
 @pytest.fixture
-def counting_detector(monkeypatch: pytest.MonkeyPatch) -> None:
+def counting_detector(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setitem(DETECTORS, "counting", "test_bench:make_counting")
     CALLS.clear()
+    bench._DETECTORS.clear()
+    yield
+    for _, detector in bench._DETECTORS.values():  # rule sets hold a sandbox process
+        if callable(getattr(detector, "close", None)):
+            detector.close()
     bench._DETECTORS.clear()
 
 
@@ -289,3 +294,4 @@ def test_pool_workers_die_when_the_run_is_killed(tmp_path: Path) -> None:
             except ProcessLookupError:
                 pass
         run_proc.wait(10)
+        run_proc.stderr.close()
