@@ -295,3 +295,23 @@ def test_pool_workers_die_when_the_run_is_killed(tmp_path: Path) -> None:
                 pass
         run_proc.wait(10)
         run_proc.stderr.close()
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process states from /proc")
+def test_a_worker_whose_owner_is_not_its_parent_still_dies_with_it(tmp_path: Path) -> None:
+    """The fork-server case: the owner is watched by a thread instead of PR_SET_PDEATHSIG."""
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    worker = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from anomamind.worker_lifetime import die_with_owner; "
+        "die_with_owner(int(sys.argv[1]), poll_s=0.05); print('ready', flush=True); time.sleep(120)"
+    ), str(owner.pid)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert worker.stdout.readline().strip() == "ready"
+        owner.kill()  # not reaped yet: a zombie counts as gone
+        assert worker.wait(10) == 1
+    finally:
+        for proc in (owner, worker):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        worker.stdout.close()
