@@ -37,13 +37,26 @@ def missing_extra_message(err: ModuleNotFoundError, command: str) -> str | None:
     )
 
 
+def _missing_module(err: BaseException) -> ModuleNotFoundError | None:
+    """The ModuleNotFoundError behind ``err``, if any (libraries with lazy imports, such as
+    TRL, wrap it in their own error)."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, ModuleNotFoundError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
 def run_or_name_missing_extra(run: Callable[[], int], command: str) -> int:
     """``run()``'s exit code; a missing optional dependency prints one line (which extra
     to install) and gives :data:`MISSING_EXTRA` instead of a traceback."""
     try:
         return run()
-    except ModuleNotFoundError as err:
-        message = missing_extra_message(err, command)
+    except Exception as err:
+        missing = _missing_module(err)
+        message = missing_extra_message(missing, command) if missing is not None else None
         if message is None:
             raise
         print(message, file=sys.stderr)

@@ -27,6 +27,7 @@ the confidence levels 1..3 of interval detectors.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -36,7 +37,7 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -212,13 +213,16 @@ def run_benchmark(
     progress: bool = True,
     data_label: str = "",
     load_failures: list[tuple[str, str]] | None = None,
+    command: str = "",
 ) -> pd.DataFrame:
     """Run every detector on every series, write the reports, return the summary table.
 
     Writes ``out_dir/per_series.csv``, ``summary.csv``, ``table.md`` and
-    ``plots/<detector>/*.png`` (``sample_plots`` series per detector). Unknown detector
-    names and bad options raise before any work starts. ``data_label`` (e.g. the data
-    spec) and ``load_failures`` (files the loader skipped) are stated in ``table.md``.
+    ``plots/<detector>/*.png`` (``sample_plots`` series per detector, drawn by the same
+    worker processes after the tables; plots newer than their cached result are kept).
+    Unknown detector names and bad options raise before any work starts. ``data_label``
+    (e.g. the data spec), ``load_failures`` (files the loader skipped) and ``command``
+    (the command line that ran this, for the header) are stated in ``table.md``.
     """
     from anomamind.eval import report
 
@@ -251,49 +255,63 @@ def run_benchmark(
             if cached is not None:
                 rows[i] = {**cached, "cached": True}
         pending = sorted(set(range(len(tasks))) - set(rows), key=lambda i: -len(tasks[i].series))  # longest first
-        rows.update(_run_pending(tasks, pending, workers, progress, done=len(rows)))
+        with _worker_pool(workers) as pool:  # pairs, then the sample plots
+            rows.update(_run_pending(tasks, pending, pool, progress, done=len(rows)))
 
-        for i, row in rows.items():
-            row.setdefault("cached", False)
-            if row.get("status") == "failed":
-                _score_failure(tasks[i], row)
-        per_series = pd.DataFrame([rows[i] for i in range(len(tasks))])
-        per_series = add_cross_fitted_best_f1(per_series, tasks)
-        per_series = per_series.drop(columns=["traceback"], errors="ignore")
-        summary = summarise(per_series)
+            for i, row in rows.items():
+                row.setdefault("cached", False)
+                if row.get("status") == "failed":
+                    _score_failure(tasks[i], row)
+            per_series = pd.DataFrame([rows[i] for i in range(len(tasks))])
+            per_series = add_cross_fitted_best_f1(per_series, tasks)
+            per_series = per_series.drop(columns=["traceback"], errors="ignore")
+            summary = summarise(per_series)
 
-        per_series.to_csv(out / "per_series.csv", index=False)
-        summary.to_csv(out / "summary.csv", index=False)
-        (out / "table.md").write_text(
-            report.render_table(
-                summary, per_series, detectors, data_label=data_label, load_failures=load_failures or ()
+            per_series.to_csv(out / "per_series.csv", index=False)
+            summary.to_csv(out / "summary.csv", index=False)
+            (out / "table.md").write_text(
+                report.render_table(
+                    summary, per_series, detectors, data_label=data_label, load_failures=load_failures or (),
+                    command=command,
+                )
             )
-        )
-        if sample_plots > 0:
-            report.plot_samples(tasks, out / "plots", sample_plots, load_arrays)
+            if sample_plots > 0:
+                report.draw_plots(report.plan_plots(tasks, out / "plots", sample_plots), load_arrays, pool, progress)
     return summary
 
 
-def _run_pending(tasks: list[PairTask], pending: list[int], workers: int, progress: bool, done: int) -> dict[int, dict[str, Any]]:
-    """Rows of the ``pending`` pairs, in-process or in a pool whose workers die with us."""
+@contextlib.contextmanager
+def _worker_pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
+    """The run's worker processes, which die with it (None for ``workers=1``: everything
+    runs in-process)."""
+    if workers <= 1:
+        yield None
+        return
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(os.getpid(),)) as pool:
+        yield pool
+
+
+def _run_pending(
+    tasks: list[PairTask], pending: list[int], pool: ProcessPoolExecutor | None, progress: bool, done: int
+) -> dict[int, dict[str, Any]]:
+    """Rows of the ``pending`` pairs, in-process (``pool`` None) or in the pool."""
     from tqdm.auto import tqdm
 
     rows: dict[int, dict[str, Any]] = {}
     with tqdm(total=done + len(pending), initial=done, desc="bench", unit="pair", disable=not progress) as bar:
-        if workers <= 1:
+        if pool is None:
             for i in pending:
                 rows[i] = run_pair(tasks[i])
                 bar.update(1)
             return rows
-        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(os.getpid(),)) as pool:
-            futures = {pool.submit(run_pair, tasks[i]): i for i in pending}
-            for future in as_completed(futures):
-                i = futures[future]
-                try:
-                    rows[i] = future.result()
-                except Exception as err:  # noqa: BLE001 - a worker died (e.g. killed for memory)
-                    rows[i] = {**_base_row(tasks[i]), "status": "failed", "error": f"worker crashed: {err!r}"}
-                bar.update(1)
+        futures = {pool.submit(run_pair, tasks[i]): i for i in pending}
+        for future in as_completed(futures):
+            i = futures[future]
+            try:
+                rows[i] = future.result()
+            except Exception as err:  # noqa: BLE001 - a worker died (e.g. killed for memory)
+                rows[i] = {**_base_row(tasks[i]), "status": "failed", "error": f"worker crashed: {err!r}"}
+            bar.update(1)
     return rows
 
 

@@ -223,9 +223,12 @@ def variant_line(sweep: Sweep, record: dict[str, Any]) -> str:
     return f"{head} in {record.get('seconds', '?')} s" + (f"; {metrics}" if metrics else "")
 
 
-def run_sweep(sweep: Sweep, out: str | Path, *, only: list[str] | None = None, progress: bool = True) -> list[dict[str, Any]]:
-    """Run every variant (skipping finished ones) and write ``table.md`` / ``table.csv``.
-    With ``progress``, a bar over the variants and one line per variant on the terminal."""
+def run_sweep(
+    sweep: Sweep, out: str | Path, *, only: list[str] | None = None, command: str = "", progress: bool = True
+) -> list[dict[str, Any]]:
+    """Run every variant (skipping finished ones) and write ``table.md`` / ``table.csv``
+    (``command``: the command line, named in the table's header). With ``progress``, a bar
+    over the variants and one line per variant on the terminal."""
     from tqdm.auto import tqdm
 
     out = Path(out)
@@ -244,7 +247,7 @@ def run_sweep(sweep: Sweep, out: str | Path, *, only: list[str] | None = None, p
             records.append(run_variant(variant, vdir))
             if progress:
                 bar.write(variant_line(sweep, records[-1]))
-    write_tables(sweep, records, out)
+    write_tables(sweep, records, out, command)
     return records
 
 
@@ -269,9 +272,12 @@ def _table_rows(sweep: Sweep, records: list[dict[str, Any]]) -> tuple[list[str],
     return header, rows
 
 
-def write_tables(sweep: Sweep, records: list[dict[str, Any]], out: Path) -> None:
-    """``table.csv`` and ``table.md`` with one row per variant, columns per dataset x metric."""
+def write_tables(sweep: Sweep, records: list[dict[str, Any]], out: Path, command: str = "") -> None:
+    """``table.csv`` and ``table.md`` with one row per variant, columns per dataset x metric;
+    ``table.md`` names the commit, the command and the machine it came from."""
     import csv
+
+    from anomamind.provenance import header_lines
 
     header, rows = _table_rows(sweep, records)
     with open(out / "table.csv", "w", newline="") as fh:
@@ -280,6 +286,8 @@ def write_tables(sweep: Sweep, records: list[dict[str, Any]], out: Path) -> None
         writer.writerows(rows)
     lines = [
         f"# Sweep `{sweep.name}`" + (f" (mirrors the paper's {sweep.mirrors})" if sweep.mirrors else ""),
+        "",
+        *header_lines(command or f"anomamind.rl.sweep.run_sweep on {sweep.source} (Python API)"),
         "",
         f"Source: `{sweep.source}`. Metrics are macro averages over series per dataset from the "
         "benchmark runner: F1 uses the detector's own decision (no threshold picked on labels); "

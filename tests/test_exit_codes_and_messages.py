@@ -63,7 +63,7 @@ def test_bench_exits_0_when_failures_are_partial(tmp_path: Path, monkeypatch: py
     "module, argv",
     [
         ("datasets", ["prepare", "--data", "synthetic:1", "--out", "{tmp}/prepared"]),
-        ("transformers", ["train", "--config", str(CONFIG_DIR / "train" / "smoke.yaml"), "--output_dir", "{tmp}/run"]),
+        ("transformers", ["train", "--config", str(CONFIG_DIR / "train" / "smoke.yaml"), "--out", "{tmp}/run"]),
     ],
 )
 def test_training_commands_name_the_extra_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -115,8 +115,9 @@ def test_train_prints_a_progress_bar_and_one_line_and_logs_to_files(tmp_path: Pa
     assert cli_main(["prepare", "--data", "synthetic:2", "--window", "16", "--max-windows-per-series", "1",
                      "--out", str(prepared)]) == 0
     capsys.readouterr()
-    code = cli_main(["train", "--config", str(CONFIG_DIR / "train" / "smoke.yaml"), "--output_dir", str(tmp_path / "run"),
-                     f"data.path={prepared}", "grpo.max_steps=2", "grpo.save_steps=10", "validation.every_steps=0"])
+    code = cli_main(["train", "--config", str(CONFIG_DIR / "train" / "smoke.yaml"), "--out", str(tmp_path / "run"),
+                     "--set", f"data.path={prepared}", "--set", "grpo.max_steps=2", "--set", "grpo.save_steps=10",
+                     "--set", "validation.every_steps=0"])
     assert code == 0
     captured = capsys.readouterr()
     terminal = captured.out + captured.err
