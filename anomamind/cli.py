@@ -14,6 +14,8 @@ import argparse
 import importlib
 import sys
 
+from anomamind.extras import run_or_name_missing_extra
+
 COMMAND_MODULES: list[str] = [
     "anomamind.envs.data_cli",  # data fetch
     "anomamind.eval.cli",  # bench, detectors
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    return run_or_name_missing_extra(lambda: int(args.func(args) or 0), f"anomamind {args.command}")
 
 
 if __name__ == "__main__":

@@ -93,6 +93,9 @@ def _info(args: argparse.Namespace) -> int:
         )
     for path, message in result.failures:
         print(f"skipped: {message}")
+    if not result.series:
+        print(f"anomamind data info: {args.spec}: no series could be loaded", file=sys.stderr)
+        return 1
     return 0
 
 
