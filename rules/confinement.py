@@ -96,7 +96,8 @@ def _allow_all(syscall_filter, names: tuple[str, ...], action: int) -> None:
 
 
 def rule_filter():
-    """The strict filter of a rule process (built in the zygote, loaded after each fork)."""
+    """The strict filter of a rule process (compiled once in the zygote, installed after
+    each fork by :class:`RuleProcessLockdown`)."""
     import pyseccomp as sc
 
     strict = sc.SyscallFilter(sc.KILL_PROCESS)

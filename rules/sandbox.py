@@ -21,7 +21,6 @@ import os
 import select
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import time
@@ -31,11 +30,10 @@ import numpy as np
 
 from anomamind.rules.confinement import UNCONFINED_EXIT, confinement_problem, sandbox_environment
 from anomamind.rules.policy import static_problems
+from anomamind.rules.sandbox_protocol import CONTROL, HEADER, byte_view, write_all
 
 log = logging.getLogger(__name__)
 
-_HEADER = struct.Struct("<QQ")
-_CONTROL = struct.Struct("<I")
 #: Longest error text a rejection keeps (a rule controls its error text: it is bounded
 #: before it is stored in a manifest, a benchmark table or a log).
 MAX_REASON_CHARS = 2000
@@ -205,7 +203,7 @@ class SandboxWorker:
             self._start()
         raw = json.dumps(message).encode()
         try:
-            self._control.sendall(_CONTROL.pack(len(raw)) + raw)
+            self._control.sendall(CONTROL.pack(len(raw)) + raw)
         except OSError as err:
             self.close()
             raise RuntimeError(f"the rule sandbox stopped while {doing}: {err}") from err
@@ -216,15 +214,15 @@ class SandboxWorker:
         control = self._control
         control.settimeout(timeout)
         try:
-            data, fds, _, _ = socket.recv_fds(control, _CONTROL.size, 2)
-            while len(data) < _CONTROL.size:
-                more = control.recv(_CONTROL.size - len(data))
+            data, fds, _, _ = socket.recv_fds(control, CONTROL.size, 2)
+            while len(data) < CONTROL.size:
+                more = control.recv(CONTROL.size - len(data))
                 if not more:
                     break
                 data += more
-            if len(data) < _CONTROL.size:
+            if len(data) < CONTROL.size:
                 raise EOFError
-            (length,) = _CONTROL.unpack(data)
+            (length,) = CONTROL.unpack(data)
             body = b""
             while len(body) < length:
                 more = control.recv(length - len(body))
@@ -321,10 +319,10 @@ class SandboxWorker:
         """Write one request, read one reply (which must carry ``n_flags`` flags or an error)."""
         deadline = time.monotonic() + timeout
         try:
-            _write_all(process.requests, _HEADER.pack(len(header), len(payload_bytes(payload))) + header, payload)
+            write_all(process.requests, HEADER.pack(len(header), len(byte_view(payload))) + header, payload)
         except OSError:  # BrokenPipeError: the process is gone
             raise _ProcessEnded(timed_out=False) from None
-        head_len, payload_len = _HEADER.unpack(_read_exact(process.replies, _HEADER.size, deadline))
+        head_len, payload_len = HEADER.unpack(_read_exact(process.replies, HEADER.size, deadline))
         if head_len > 1 << 20 or payload_len not in (0, n_flags):
             raise RuleRejected("protocol", f"the rule's process sent a malformed reply "
                                            f"({head_len} header bytes, {payload_len} flags for {n_flags})")
@@ -350,18 +348,6 @@ class SandboxWorker:
         if code == UNCONFINED_EXIT:
             return RuleRejected("crashed", "the rule's process could not confine itself; the rule did not run")
         return RuleRejected("crashed", f"the rule's process exited with code {code}")
-
-
-def payload_bytes(payload) -> memoryview:
-    """A byte view of a request's payload (a float64 array or encoded lines)."""
-    return memoryview(payload).cast("B") if isinstance(payload, np.ndarray) else memoryview(payload)
-
-
-def _write_all(fd: int, *parts) -> None:
-    for part in parts:
-        view = payload_bytes(part)
-        while view:
-            view = view[os.write(fd, view):]
 
 
 def _read_exact(fd: int, n: int, deadline: float) -> bytes:

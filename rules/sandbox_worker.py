@@ -22,8 +22,9 @@ sees another rule's process, so nothing one rule does is visible to the next.
 CONFINE is ``require`` (a filter that cannot be loaded is an error), ``try`` (trusted
 rules: confine if possible) or ``off``.
 
-Protocols, no pickle anywhere. Control socket: a 4-byte length and a JSON object each
-way (``{"op": "spawn", "single": bool, "cpu_hard_s": n}`` -> ``{"pid": n}`` with the two
+Protocols (framing: :mod:`anomamind.rules.sandbox_protocol`), no pickle anywhere. Control
+socket: a 4-byte length and a JSON object each way
+(``{"op": "spawn", "single": bool, "cpu_hard_s": n}`` -> ``{"pid": n}`` with the two
 descriptors attached; ``{"op": "end", "pid": n}`` -> ``{"status": wait status}``). Rule
 pipes: an 8-byte header length, an 8-byte payload length, a JSON header and raw bytes.
 Requests carry the rule source, its modality, the time limit and either window bounds with
@@ -55,7 +56,6 @@ import signal  # noqa: E402
 import socket  # noqa: E402
 import statistics  # noqa: E402,F401
 import string  # noqa: E402,F401
-import struct  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
 import warnings  # noqa: E402
@@ -70,9 +70,8 @@ import scipy.stats  # noqa: E402,F401
 from anomamind.rules import features  # noqa: E402,F401
 from anomamind.rules.confinement import RuleProcessLockdown, limit_memory, zygote_filter  # noqa: E402
 from anomamind.rules.policy import MODALITIES, SAFE_BUILTIN_NAMES, allowed_modules, module_allowed  # noqa: E402
+from anomamind.rules.sandbox_protocol import CONTROL, HEADER, write_all  # noqa: E402
 
-HEADER = struct.Struct("<QQ")
-CONTROL = struct.Struct("<I")
 #: Longest error text a rule process sends (the parent bounds it again).
 MAX_ERROR_CHARS = 4000
 
@@ -238,13 +237,6 @@ def _read_into(fd: int, n: int) -> bytearray:
     return buffer
 
 
-def _write_all(fd: int, *parts: bytes) -> None:
-    for part in parts:
-        view = memoryview(part).cast("B")
-        while view:
-            view = view[os.write(fd, view):]
-
-
 def _read_message(fd: int) -> tuple[dict, bytearray]:
     head_len, payload_len = HEADER.unpack(_read_into(fd, HEADER.size))
     return json.loads(_read_into(fd, head_len)), _read_into(fd, payload_len)
@@ -252,7 +244,7 @@ def _read_message(fd: int) -> tuple[dict, bytearray]:
 
 def _write_message(fd: int, header: dict, payload: bytes = b"") -> None:
     raw = json.dumps(header).encode()
-    _write_all(fd, HEADER.pack(len(raw), len(payload)) + raw, payload)
+    write_all(fd, HEADER.pack(len(raw), len(payload)) + raw, payload)
 
 
 def _serve_rule(single: bool, cpu_hard_s: int) -> None:
@@ -288,7 +280,7 @@ class Zygote:
         if fds:
             socket.send_fds(self.control, [CONTROL.pack(len(raw)) + raw], fds)
         else:
-            _write_all(self.control.fileno(), CONTROL.pack(len(raw)) + raw)
+            write_all(self.control.fileno(), CONTROL.pack(len(raw)) + raw)
 
     def receive(self) -> dict:
         (length,) = CONTROL.unpack(_read_into(self.control.fileno(), CONTROL.size))
