@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from anomamind.envs.data_files import open_data_file
 from anomamind.envs.log_formats import NORMAL_LABEL, ParsedLine, detect_format, get_format
 from anomamind.types import DataError
 
@@ -99,10 +100,10 @@ def load_log(
         raise DataError(f"bad_lines must be one of {BAD_LINE_POLICIES}, got {bad_lines!r}")
     path = Path(path)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*.log") if p.is_file())
+        files = sorted(path.rglob("*.log"))  # special files too: refused by name when read
         if not files:
             raise DataError(f"{path}: the folder holds no *.log file")
-    elif path.is_file():
+    elif path.exists() or path.is_symlink():  # a special file or a broken link is refused by name when read
         files = [path]
     else:
         raise DataError(f"{path}: no such log file or folder")
@@ -167,11 +168,13 @@ def load_log(
 def read_lines(path: Path, max_lines: int | None = None) -> list[str]:
     """The text lines of ``path`` (line ends stripped), refusing binary and empty files.
 
+    The file must be a regular file within the data-file size limit
+    (:func:`anomamind.envs.data_files.open_data_file`: ``ANOMAMIND_MAX_FILE_MB`` raises it).
     Bytes that are not UTF-8 are replaced (old syslog lines carry stray Latin-1); a NUL byte
     in the first 8 KiB marks a binary file.
     """
     try:
-        with open(path, "rb") as handle:
+        with open_data_file(path) as handle:
             head = handle.read(_SNIFF_BYTES)
             if not head:
                 raise DataError(f"{path}: the file is empty (no log lines)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import os
 
 import numpy as np
 import pytest
@@ -116,6 +117,10 @@ def test_bad_input_gets_a_clear_message(tmp_path):
         load_log(unknown)
     with pytest.raises(DataError, match="no such log file"):
         load_log(tmp_path / "missing.log")
+    fifo = tmp_path / "pipe.log"
+    os.mkfifo(fifo)
+    with pytest.raises(DataError, match="pipe.log: a FIFO"):  # refused before it is read (reading would block)
+        load_log(fifo)
     labels = tmp_path / "labels.csv"
     labels.write_text("BlockId,Label\nblk_1,Maybe\n")
     with pytest.raises(DataError, match=r"labels.csv:2: label 'Maybe' is not Anomaly/Normal"):
