@@ -1,8 +1,10 @@
 """``anomamind bench`` (run detectors over labelled series, write the report) and
 ``anomamind detectors`` (the registered detectors, one line each).
 
-Bad input (unknown dataset or detector, an empty or missing folder, a malformed
-``--set``) prints one clear line to stderr and exits with code 2.
+Exit codes: 0 when the run finished; 1 when some detector failed on every series (the
+reason is printed: CI and scripts must not take such a run for a result); 2 for bad input
+(unknown dataset or detector, an empty or missing folder, a malformed ``--set``), with one
+clear line on stderr; 75 (EX_TEMPFAIL) when another run holds the lock of ``--out``.
 """
 
 from __future__ import annotations
@@ -13,8 +15,12 @@ from pathlib import Path
 
 from anomamind.cli_options import add_deprecated_alias, add_set_option, set_to_set
 
+#: Exit code when a detector failed on every series.
+ALL_FAILED = 1
 #: Exit code for bad command-line input.
 USAGE_ERROR = 2
+#: Exit code when another run writes the same --out (sysexits' EX_TEMPFAIL: try later).
+OUT_LOCKED = 75
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,11 +64,14 @@ def _fail(message: str) -> int:
 
 
 def run_bench_command(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from anomamind.cli_options import options_per_detector
     from anomamind.config import ConfigError
     from anomamind.envs.datasets import resolve_data
-    from anomamind.eval.bench import run_benchmark
+    from anomamind.eval.bench import failed_everywhere, run_benchmark
     from anomamind.eval.registry import UnknownDetectorError, available_detectors
+    from anomamind.folder_lock import FolderLocked
     from anomamind.types import DataError
 
     if args.workers < 1:
@@ -102,11 +111,17 @@ def run_bench_command(args: argparse.Namespace) -> int:
             load_failures=loaded.failures,
             command=args.command_line,
         )
+    except FolderLocked as err:
+        print(f"anomamind bench: {err}", file=sys.stderr)
+        return OUT_LOCKED
     except (UnknownDetectorError, DataError, ValueError) as err:
         return _fail(str(err))
     print(Path(args.out, "table.md").read_text())
     print(f"results in {args.out}/ (summary.csv, per_series.csv, table.md, plots/)")
-    return 0
+    failed = failed_everywhere(pd.read_csv(Path(args.out, "per_series.csv"), keep_default_na=False))
+    for name, reason in failed.items():
+        print(f"anomamind bench: error: detector {name!r} failed on every series: {reason}", file=sys.stderr)
+    return ALL_FAILED if failed else 0
 
 
 def run_detectors_command(args: argparse.Namespace) -> int:

@@ -117,7 +117,12 @@ def _show(args: argparse.Namespace) -> int:
     from anomamind.rules.rule import load_rule_set
 
     rule_set = load_rule_set(args.path)
-    print(f"rule set {args.path}  dataset={rule_set.dataset or '?'}  window={rule_set.window_length}  "
+    window = rule_set.window_length
+    if rule_set.modality == "logs":
+        from anomamind.envs.log_windows import LogWindowSpec
+
+        window = f"{LogWindowSpec(**rule_set.window).describe()} (log rules)"
+    print(f"rule set {args.path}  dataset={rule_set.dataset or '?'}  window={window}  "
           f"rules={len(rule_set.rules)} (OR-ed)")
     if rule_set.combine_with:
         print(f"combined with detector {rule_set.combine_with['detector']!r} by {rule_set.combine_with['mode'].upper()}")
@@ -125,7 +130,8 @@ def _show(args: argparse.Namespace) -> int:
     if training:
         print(f"validation F1 of the set: {training.get('validation_f1_of_set')}")
     if rule_set.info.get("test"):
-        print(f"test (held-out series): {json.dumps(rule_set.info['test'])}")
+        held_out = "series" if rule_set.modality == "series" else "last part of the log"
+        print(f"test (held-out {held_out}): {json.dumps(rule_set.info['test'])}")
     for rule in rule_set.rules:
         print(f"\n# ---- {rule.name}  {json.dumps(rule.meta)}")
         print(rule.source.rstrip())

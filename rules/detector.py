@@ -5,8 +5,9 @@ OS-confined process for the rule set) over all windows of a series at once (``de
 score per point is the fraction of its rules that flag the point (for threshold-free
 metrics). With ``combine_with`` in the manifest the decision is AND-ed or OR-ed with that
 detector's own decision, and the score is that combined 0/1 decision. A rule that fails at run time on a series flags nothing there; the
-error is kept in ``info["rule_errors"]`` and every window of that series is counted in
-``failed_windows`` (the failure is never dropped silently).
+error is kept in ``info["rule_errors"]`` and in the prediction's ``errors`` (so the
+benchmark records the pair as failed and computes it again next time), and every window of
+that series is counted in ``failed_windows`` (the failure is never dropped silently).
 """
 
 from __future__ import annotations
@@ -20,13 +21,16 @@ from anomamind.eval.registry import SeriesPrediction, create_detector
 from anomamind.rules.rule import RuleSet, load_rule_set, rule_windows
 from anomamind.rules.sandbox import RuleRejected, SandboxLimits, SandboxWorker, vet_source
 from anomamind.rules.scoring import combine
-from anomamind.types import Series
+from anomamind.types import DataError, Series
 
 
 class RuleSetDetector:
     """Runs a :class:`~anomamind.rules.rule.RuleSet` over whole series."""
 
     def __init__(self, rule_set: RuleSet, limits: SandboxLimits | None = None, name: str = ""):
+        if rule_set.modality != "series":
+            raise DataError(f"rule set {name or rule_set.dataset!r} holds {rule_set.modality} rules; "
+                            "benchmark it with 'anomamind logs bench'")
         for rule in rule_set.rules:  # refuse code that fails the static check before running it
             try:
                 vet_source(rule.source)
@@ -95,6 +99,7 @@ class RuleSetDetector:
             intervals=None,
             failed_windows=n_windows if errors else 0,
             info=info,
+            errors=list(errors),
         )
 
     def close(self) -> None:

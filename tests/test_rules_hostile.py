@@ -434,14 +434,15 @@ def test_training_candidates_do_not_see_each_others_tampering(secret_env):
     """The training loop validates every candidate in one long-lived worker: a candidate
     that changes numpy's state (legal code) must not change the next candidate's flags."""
     from anomamind.rules.data import build_split
-    from anomamind.rules.loop import RuleTrainConfig, RuleTrainer
+    from anomamind.rules.loop import RuleTrainConfig, RuleTrainer, SeriesTask
     from anomamind.rules.proposer import Candidate
     from anomamind.types import Series
 
     labels = np.zeros(VALUES.size, dtype=np.int8)
     labels[HONEST_FLAGS] = 1
     split = build_split([Series(VALUES, labels, name="s")], 200)
-    trainer = RuleTrainer(None, split, split, RuleTrainConfig(sandbox=LIMITS))
+    config = RuleTrainConfig(sandbox=LIMITS)
+    trainer = RuleTrainer(None, SeriesTask(split, split, config), config)
     with SandboxWorker(LIMITS) as worker:
         alone = trainer.validate(Candidate("sloppy", SLOPPY_HONEST, "test"), worker)
         trainer.validate(Candidate("tamper", TAMPER_NUMPY_STATE, "test"), worker)
