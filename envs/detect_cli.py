@@ -1,15 +1,16 @@
-"""``anomamind detect SOURCE --out OUT``: run the agent on one series and explain the result.
+"""``anomamind detect SOURCE --out OUT``: run a detector on one series and explain the result.
 
 SOURCE is a CSV file (TSB-AD-U's ``Data,Label``, or a user's own export: one value column
 with or without a header, ``timestamp,value``, with or without labels; ``--column`` picks
 the value column) or ``synthetic:SEED`` (a labelled synthetic series from
-envs/synthetic.py). Prints one line per interval (range, times when the file has them,
-type, confidence, explanation) and writes, in this order, OUT/detection.json (series,
-settings, intervals), OUT/trajectories.jsonl (one line per window; for long series only the
-windows with detections) and OUT/detection.png
-(tools/plotting.render_detection: every detection visible, labelled anomalies when the
-series has labels). A series whose dataset has no knowledge entry is calibrated on itself;
-``--knowledge FILE`` adds a user-written entry (docs/workflow.md).
+envs/synthetic.py); ``--detector`` takes the names ``bench`` takes (default: the heuristic
+agent) and ``--set`` its options. Prints one line per interval (range, times when the file
+has them, type, confidence, explanation) and writes, in this order, OUT/detection.json
+(series, detector and options, settings, intervals), OUT/trajectories.jsonl (one line per
+window of the workflow detectors; for long series only the windows with detections) and
+OUT/detection.png (tools/plotting.render_detection: every detection visible, labelled
+anomalies when the series has labels). A series whose dataset has no knowledge entry is
+calibrated on itself; ``--knowledge FILE`` adds a user-written entry (docs/workflow.md).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from anomamind.cli_options import DETECTOR_SET_HELP, add_deprecated_alias, add_set_option, set_to_set
 from anomamind.types import DataError, Interval, Series, _json_default
-
 
 #: Longest series whose every window, detector prompts included, goes into trajectories.jsonl
 #: (about 130 kB of JSON per 1,000 points; a 10M-point series would write 1.3 GB). Longer
@@ -60,6 +61,17 @@ def knowledge_dataset(files: list[str]) -> str:
         raise DataError(str(err)) from err
 
 
+def prediction_intervals(prediction: Any, detector: str) -> list[Interval]:
+    """The detector's intervals, or for a point detector (the baselines, rules) the runs of
+    its flagged points."""
+    if prediction.intervals is not None:
+        return list(prediction.intervals)
+    from anomamind.tools.evidence import runs
+
+    flagged = np.asarray(prediction.pred).reshape(-1) != 0
+    return [Interval(start, end, explanation=f"points flagged by {detector}") for start, end in runs(flagged)]
+
+
 def interval_record(iv: Interval, series: Series) -> dict[str, Any]:
     """An interval as JSON, with the times of its ends when the series has timestamps."""
     record = iv.to_dict()
@@ -70,64 +82,78 @@ def interval_record(iv: Interval, series: Series) -> dict[str, Any]:
     return record
 
 
+def _build(args: argparse.Namespace) -> tuple[Series, Any, dict[str, Any]]:
+    """The series, the detector and its options; DataError/ConfigError on bad input."""
+    from anomamind.cli_options import detector_options
+    from anomamind.config import ConfigError
+    from anomamind.eval.registry import UnknownDetectorError, create_detector
+
+    series = load_source(args.source, args.column)
+    if args.dataset or len(args.knowledge) == 1:
+        series.dataset = args.dataset or knowledge_dataset(args.knowledge)
+    options = detector_options(args.set, args.detector)
+    if args.config:
+        options["config"] = args.config
+    if args.knowledge:
+        options["knowledge_files"] = [str(Path(f).resolve()) for f in args.knowledge]
+    try:
+        return series, create_detector(args.detector, **options), options
+    except UnknownDetectorError as err:
+        raise ConfigError(str(err)) from None
+    except (TypeError, ValueError, ImportError) as err:  # a bad option, a missing optional dependency
+        raise ConfigError(f"detector {args.detector!r} cannot be built: {err}") from None
+
+
 def run_detect(args: argparse.Namespace) -> int:
     from anomamind.config import ConfigError
-    from anomamind.envs.detectors import make_heuristic_agent, make_llm_agent
 
     try:
-        series = load_source(args.source, args.column)
-        if args.dataset or (args.knowledge and len(args.knowledge) == 1):
-            series.dataset = args.dataset or knowledge_dataset(args.knowledge)
-    except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    factory = make_heuristic_agent if args.agent == "heuristic" else make_llm_agent
-    overrides = list(args.set)
-    if args.knowledge:
-        overrides.append("knowledge_files=" + json.dumps([str(Path(f).resolve()) for f in args.knowledge]))
-    options: dict[str, Any] = {"config": args.config, "overrides": overrides}
-    if args.disable:
-        options["disable"] = args.disable
-    if args.no_evaluator:
-        options["evaluator"] = False
-    if args.causal:
-        options["causal"] = True
-    try:
-        agent = factory(**options)
-    except (ConfigError, ValueError) as err:
+        series, detector, options = _build(args)
+    except (DataError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     keep_prompts = len(series) <= PROMPT_POINT_LIMIT
-    if not keep_prompts:
-        print(f"{series.name}: {len(series):,} points: trajectories.jsonl keeps the windows with detections or "
-              f"errors, without the detector prompts (every window, prompts included, up to {PROMPT_POINT_LIMIT:,} points)")
-    outcome = agent.workflow.run_series(series, keep_prompts=keep_prompts)
-    intervals = outcome.prediction.intervals or []
+    try:
+        if hasattr(detector, "run"):  # the workflow detectors also return their trajectories
+            if not keep_prompts:
+                print(f"{series.name}: {len(series):,} points: trajectories.jsonl keeps the windows with detections "
+                      f"or errors, without the detector prompts (every window, prompts included, up to "
+                      f"{PROMPT_POINT_LIMIT:,} points)")
+            outcome = detector.run(series, keep_prompts=keep_prompts)
+            prediction, trajectories = outcome.prediction, outcome.trajectories
+        else:
+            prediction, trajectories = detector.detect(series), []
+    finally:
+        if hasattr(detector, "close"):
+            detector.close()
+    intervals = prediction_intervals(prediction, args.detector)
     print(f"{series.name}: {len(series)} points, {len(intervals)} interval(s), "
-          f"{outcome.prediction.failed_windows} failed window(s)")
-    planner = next((st for t in outcome.trajectories for st in t.steps if st.role == "planner"), None)
+          f"{prediction.failed_windows} failed window(s)")
+    planner = next((st for t in trajectories for st in t.steps if st.role == "planner"), None)
     record = {
         "series": {"name": series.name, "dataset": series.dataset, "domain": series.domain,
                    "length": len(series), "source": series.source or args.source,
                    "labelled": series.labels is not None, "value_column": series.meta.get("value_column", "Data")},
-        "agent": args.agent,
+        "detector": args.detector,
+        "options": options,
         "settings": planner.info if planner is not None else {},
         "intervals": [interval_record(iv, series) for iv in intervals],
-        "failed_windows": outcome.prediction.failed_windows,
-        "trajectory_file": "trajectories.jsonl",
+        "failed_windows": prediction.failed_windows,
+        "trajectory_file": "trajectories.jsonl" if trajectories else None,
     }
     for item in record["intervals"]:
         when = f"  {item['start_time']} .. {item['end_time']}" if "start_time" in item else ""
         print(f"  [{item['start']}, {item['end']}]{when}  {item['type']:<18}  confidence {item['confidence']}  "
               f"{item['explanation']}")
     (out / "detection.json").write_text(json.dumps(record, default=_json_default, indent=1))
-    with (out / "trajectories.jsonl").open("w") as fh:
-        for trajectory in outcome.trajectories:  # long series: only windows that say something
-            if keep_prompts or trajectory.detection.intervals or "error" in trajectory.info:
-                fh.write(trajectory.to_json() + "\n")
-    print(f"wrote {out / 'detection.json'} and {out / 'trajectories.jsonl'}")
+    if trajectories:
+        with (out / "trajectories.jsonl").open("w") as fh:
+            for trajectory in trajectories:  # long series: only the windows that say something
+                if keep_prompts or trajectory.detection.intervals or "error" in trajectory.info:
+                    fh.write(trajectory.to_json() + "\n")
+    print(f"wrote {out / 'detection.json'}" + (f" and {out / 'trajectories.jsonl'}" if trajectories else ""))
     try:
         from anomamind.tools.plotting import render_detection
 
@@ -145,23 +171,35 @@ def run_detect(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Add ``detect`` to the ``anomamind`` command."""
-    p = subparsers.add_parser("detect", help="detect anomalies in one series with the agentic workflow")
+    p = subparsers.add_parser(
+        "detect", help="detect anomalies in one series and explain them (default: the heuristic agent)",
+        description="Run one registered detector (the names of `anomamind detectors`, as in bench) on one "
+        "series; print its intervals and write OUT/detection.json, OUT/trajectories.jsonl and OUT/detection.png.",
+    )
     p.add_argument(
         "source",
         help="a CSV file (Data,Label; a value column with or without header; timestamp,value) or synthetic:SEED",
     )
+    p.add_argument("--detector", default="heuristic-agent", metavar="NAME",
+                   help="a registered detector, as in bench (default: heuristic-agent; llm-agent, sr, rules:PATH, ...)")
+    p.add_argument("--config", default=None,
+                   help="the agent's config YAML (default: configs/agents/heuristic.yaml or llm.yaml); "
+                   "the same as --set config=PATH")
+    add_set_option(p, DETECTOR_SET_HELP)
     p.add_argument("--column", default=None, help="the value column of the CSV (a name or a 0-based position)")
-    p.add_argument("--dataset", default=None, help="the series' dataset (picks its knowledge entry; default: from the file)")
+    p.add_argument("--dataset", default=None,
+                   help="the series' dataset (picks its knowledge entry; default: from the file name or folder)")
     p.add_argument(
         "--knowledge", action="append", default=[], metavar="FILE",
-        help="a knowledge entry of your own (YAML, see docs/workflow.md; repeatable); with one file and no "
-        "--dataset the series takes its dataset",
+        help="a knowledge entry of your own for the agents (YAML, see docs/workflow.md; repeatable); with one "
+        "file and no --dataset the series takes its dataset",
     )
-    p.add_argument("--agent", choices=["heuristic", "llm"], default="heuristic")
-    p.add_argument("--config", default=None, help="agent config YAML (default: configs/agents/heuristic.yaml)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
-    p.add_argument("--disable", default="", help="ablations: comma list of feature_extraction,knowledge_memory,localization")
-    p.add_argument("--no-evaluator", action="store_true", help="run without the evaluator (no refinement)")
-    p.add_argument("--causal", action="store_true", help="use only past data for every statistic")
-    p.add_argument("--out", required=True, help="output folder for detection.json and detection.png")
+    p.add_argument("--out", required=True, help="output folder for detection.json, trajectories.jsonl and detection.png")
+    add_deprecated_alias(p, "--agent", "--detector heuristic-agent|llm-agent",
+                         lambda v: ("detector", f"{v}-agent", f"--detector {v}-agent"), metavar="heuristic|llm")
+    add_deprecated_alias(p, "--disable", "--set disable=[...]",
+                         lambda v: set_to_set(f"disable=[{v}]"), metavar="A,B")
+    add_deprecated_alias(p, "--no-evaluator", "--set evaluator=false",
+                         lambda _: set_to_set("evaluator=false"), takes_value=False)
+    add_deprecated_alias(p, "--causal", "--set causal=true", lambda _: set_to_set("causal=true"), takes_value=False)
     p.set_defaults(func=run_detect)

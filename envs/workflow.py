@@ -6,7 +6,9 @@
 and over a whole series, window by window, into a :class:`SeriesPrediction`. The roles are
 any implementations of the protocols in agents/roles.py (heuristic, LLM, or a mix); the
 workflow only wires them, records a :class:`Trajectory` per window, and turns a window
-whose roles fail into a counted failure that predicts nothing.
+whose roles fail into a counted failure that predicts nothing (a role that raised, e.g. a
+refused or timed-out backend call, is also listed in the prediction's ``errors``: the
+result is incomplete and must not be cached as a success).
 """
 
 from __future__ import annotations
@@ -206,6 +208,7 @@ class Workflow:
             intervals=intervals,
             failed_windows=sum(o.failed for o in outcomes),
             info={"windows": len(outcomes), **self.preprocessing_info(series), "disabled": list(self.config.disable)},
+            errors=[o.detection.parse_error for o in outcomes if "error" in o.trajectory.info],  # roles that raised
         )
         trajs = [o.trajectory for o in outcomes]
         if trajectories is not None:

@@ -4,7 +4,8 @@
 upstream stages (locate -> plan -> act; heuristic roles by default, LLM roles with an LLM
 agent config) once per selected window through the on-disk upstream cache (so an
 interrupted run resumes without recomputing, and GRPO sees identical prompts), and stores
-a Hugging Face ``DatasetDict`` (``train`` / ``validation``) with these columns:
+a Hugging Face ``DatasetDict`` (``train`` / ``validation``; no ``validation`` split when
+no series is held out, e.g. one series per dataset) with these columns:
 
 - ``prompt``: the detector's chat messages (agents/detector_prompt.py), what GRPO samples;
 - ``series``, ``dataset``, ``window_start``, ``window_end`` (``[start, end)``), ``labels``
@@ -29,7 +30,7 @@ import json
 import logging
 import math
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,9 @@ class PrepareConfig:
     """What ``anomamind prepare`` does; see the module docstring.
 
     ``agents`` is a heuristic agent config (configs/agents/heuristic.yaml, the default) or
-    ``llm:PATH`` for LLM upstream roles (configs/agents/llm*.yaml). ``limit`` keeps the
+    ``llm:PATH`` for LLM upstream roles (configs/agents/llm*.yaml); ``agent_options`` are
+    that agent's options as ``--set`` gives them (ablations such as
+    ``{"disable": ["localization"]}``, or overrides of its config file). ``limit`` keeps the
     first K series of each dataset; ``max_windows_per_series`` caps the anomalous windows
     kept per series (normal ones follow ``normal_ratio``).
     """
@@ -69,6 +72,7 @@ class PrepareConfig:
     seed: int = 0
     cache_dir: str | None = None
     progress: bool = True
+    agent_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.normal_ratio < 0:
@@ -112,12 +116,12 @@ def select_windows(tasks: list[Any], normal_ratio: float, max_anomalous: int | N
 
 
 def _make_agent(cfg: PrepareConfig):
-    from anomamind.envs.detectors import make_heuristic_agent, make_llm_agent
+    from anomamind.eval.registry import create_detector
 
-    geometry = {"window": cfg.window, "stride": cfg.stride}
+    options = {"window": cfg.window, "stride": cfg.stride, "evaluator": False, **cfg.agent_options}
     if cfg.agents and cfg.agents.startswith("llm:"):
-        return make_llm_agent(config=cfg.agents[4:], evaluator=False, **geometry)
-    return make_heuristic_agent(config=cfg.agents, evaluator=False, **geometry)
+        return create_detector("llm-agent", config=cfg.agents[4:], **options)
+    return create_detector("heuristic-agent", config=cfg.agents, **options)
 
 
 def _row(task: Any, workflow: Any, teacher: Any) -> dict[str, Any]:
@@ -195,14 +199,15 @@ def prepare_dataset(cfg: PrepareConfig) -> dict[str, Any]:
     if not rows["train"]:
         raise DataError(f"{cfg.data}: no training window could be prepared ({len(failures)} failures)")
     train = Dataset.from_list(rows["train"])
-    splits = DatasetDict(
-        train=train, validation=Dataset.from_list(rows["validation"], features=train.features)
-    )
+    splits = DatasetDict(train=train)
+    if rows["validation"]:  # one series per dataset holds nothing out: no validation split then
+        splits["validation"] = Dataset.from_list(rows["validation"], features=train.features)
     splits.save_to_disk(str(out))
     summary = {
         "data": cfg.data,
         "datasets": sorted({s.dataset for s in series}),
         "agents": cfg.agents or "heuristic (configs/agents/heuristic.yaml)",
+        "agent_options": cfg.agent_options,
         "normal_ratio": cfg.normal_ratio,
         "val_fraction": cfg.val_fraction,
         "seed": cfg.seed,

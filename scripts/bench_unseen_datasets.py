@@ -11,6 +11,7 @@ results (benchmarks/baselines/summary.csv, same series, same metric code).
 
     nice -n 10 python scripts/bench_unseen_datasets.py --data ../shared/data/tsbad/dev \\
         --out runs/unseen --report benchmarks/unseen_datasets --workers 2
+    scripts/refresh_benchmarks.sh unseen_datasets    # the same, as the committed table was made
 
 Writes ``--report``/table.md (F1, VUS-PR, AUC-PR per dataset) and summary.csv; every run's
 own report (table.md, per_series.csv) stays under ``--out``. Only the dev split is read.
@@ -19,9 +20,6 @@ own report (table.md, per_series.csv) stays under ``--out``. Only the dev split 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import shlex
 import shutil
 import subprocess
 import sys
@@ -34,6 +32,7 @@ from anomamind.envs.detectors import files_digest
 from anomamind.envs.loaders import load_directory
 from anomamind.eval.bench import run_benchmark
 from anomamind.paths import REPO_ROOT
+from anomamind.provenance import command_line, header_lines
 
 DATASETS = ("YAHOO", "TODS", "IOPS", "WSD")
 METRICS = (("f1", "F1"), ("vus_pr", "VUS-PR"), ("auc_pr", "AUC-PR"))
@@ -112,18 +111,15 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(baselines[baselines["dataset"].isin(args.datasets) & baselines["detector"].isin(BASELINES)])
     table = pd.concat(rows, ignore_index=True)[["dataset", "detector", "n_series", "f1", "vus_pr", "auc_pr"]]
     wall = time.perf_counter() - started
-    load = os.getloadavg()
+    baselines_path = args.baselines.resolve()
     header = [
         "# The heuristic agent on datasets it has not seen (leave one dataset out, dev split)",
         "",
-        f"- Command: `{_command(argv if argv is not None else sys.argv[1:], args)}` (DEV: the dev split, "
-        "`../shared/data/tsbad/dev` next to the repository; OUT: a scratch folder).",
-        f"- Commit: {_commit()}; machine: {platform.node() or 'unknown'}, {os.cpu_count()} CPUs, load average "
-        f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at the end; wall time {wall:.0f} s.",
-        f"- Split: dev ({args.data.name}/), {len(loaded.series)} series; {len(loaded.failures)} files skipped by the loader.",
+        *header_lines(command_line(), split=f"dev ({len(loaded.series)} series; {len(loaded.failures)} files skipped by the loader)"),
+        f"- Wall time: {wall:.0f} s.",
         "- Unseen dataset: knowledge derived from the other datasets only; the agent has no entry for the "
         "dataset and calibrates each series on itself. In-domain: the repository's knowledge (tuned on all of dev).",
-        f"- Baselines: {args.baselines.relative_to(REPO_ROOT) if args.baselines.is_relative_to(REPO_ROOT) else args.baselines} "
+        f"- Baselines: {baselines_path.relative_to(REPO_ROOT) if baselines_path.is_relative_to(REPO_ROOT) else args.baselines} "
         "(their own command and commit in that folder); bold: the best classical baseline per column.",
         "- F1: point F1 of the detector's own decision; VUS-PR and AUC-PR: threshold-free, TSB-AD definitions "
         "(macro averages over series).",
@@ -135,28 +131,6 @@ def main(argv: list[str] | None = None) -> int:
         (args.report / "table.md").write_text(text)
         table.to_csv(args.report / "summary.csv", index=False)
     return 0
-
-
-def _command(argv: list[str], args: argparse.Namespace) -> str:
-    """The command line with the data and scratch folders as the placeholders DEV and OUT
-    (committed reports must not name this machine's paths)."""
-    shown = []
-    for arg in argv:
-        if arg == str(args.data):
-            arg = "DEV"
-        elif arg == str(args.out):
-            arg = "OUT"
-        shown.append(shlex.quote(arg))
-    return " ".join(["python", "scripts/bench_unseen_datasets.py", *shown])
-
-
-def _commit() -> str:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
-        return sha.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 if __name__ == "__main__":
