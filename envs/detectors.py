@@ -114,8 +114,10 @@ class WorkflowDetector:
         #: What identifies the upstream roles' behaviour (the env's cache key uses it).
         self.role_config = role_config or {}
 
-    def run(self, series: Series) -> SeriesOutcome:
-        return self.workflow.run_series(series, self.trajectories)
+    def run(self, series: Series, keep_prompts: bool = True) -> SeriesOutcome:
+        """The prediction and every window's trajectory (``keep_prompts=False``: without the
+        detector prompts when the detector does not read them)."""
+        return self.workflow.run_series(series, self.trajectories, keep_prompts=keep_prompts)
 
     def detect(self, series: Series) -> SeriesPrediction:
         """The prediction only: detector prompts are rendered only when the detector reads

@@ -212,7 +212,7 @@ def render_detection(
         if other is not None and np.asarray(other).shape != values.shape:
             raise ValueError(f"{name} have {np.asarray(other).size} points but values have {n}")
     spans = [_span_with_confidence(iv) for iv in intervals]
-    y, unit = _drawable(values)
+    y, unit = drawable(values)
     clusters = detection_clusters(spans) if n > ZOOM_MIN_LENGTH and spans else []
     shown = sorted(sorted(clusters, key=lambda c: (-c[2], -_deviation(y, c[0], c[1]), c[0]))[:ZOOM_PANELS])
     layout = detection_layout(len(shown))
@@ -254,12 +254,18 @@ def _span_with_confidence(item: Any) -> tuple[int, int, int]:
     return int(start), int(end), int(rest[0]) if rest else 2
 
 
-def _drawable(values: np.ndarray) -> tuple[np.ndarray, str]:
-    """Values matplotlib can lay out: beyond 1e100 in magnitude (near float64's limit
-    matplotlib's axis arithmetic overflows) they are drawn in units of a power of ten."""
-    finite = values[np.isfinite(values)]
-    peak = float(np.abs(finite).max()) if finite.size else 0.0
-    if peak <= 1e100:
+#: Above this magnitude values are drawn in units of a power of ten: matplotlib's axis
+#: arithmetic (ranges, margins, ticks) overflows near the float64 limit (~1.8e308).
+PLOT_MAGNITUDE = 1e100
+
+
+def drawable(values: np.ndarray) -> tuple[np.ndarray, str]:
+    """Values matplotlib can lay out (non-finite ones become gaps), and the unit they are
+    drawn in ("" or "x 1eK" beyond :data:`PLOT_MAGNITUDE`)."""
+    values = np.asarray(values, dtype=np.float64)
+    values = np.where(np.isfinite(values), values, np.nan)
+    peak = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 0.0
+    if peak < PLOT_MAGNITUDE:
         return values, ""
     exponent = int(np.floor(np.log10(peak)))
     return values / 10.0**exponent, f"x 1e{exponent}"
