@@ -4,9 +4,8 @@ A CSV may be TSB-AD-U's ``Data,Label``, a value-only column with or without a he
 ``timestamp,value`` (the usual KPI export): labels are optional (a ``Label`` or
 ``is_anomaly`` column when present), a time column is parsed and kept, and ``column``
 picks the value column when there are several. Every problem a user can have with a data
-file (an ambiguous or missing value column, text where numbers should be, NaN/inf, values
-too large for the arithmetic, labels other than 0/1, an empty file, a series too short to
-window) becomes a ``DataError`` whose message starts with the file and says what is wrong,
+file (an ambiguous or missing value column, text where numbers should be, NaN/inf, labels
+other than 0/1, an empty file, a series too short to window) becomes a ``DataError`` whose message starts with the file and says what is wrong,
 never a raw pandas traceback. Directory loads report bad files (and duplicates) and load
 the rest.
 """
@@ -40,8 +39,6 @@ LABEL_COLUMN = "Label"
 LABEL_NAMES = ("label", "is_anomaly")
 TIME_NAMES = ("timestamp", "time", "date", "datetime")
 NAN_POLICIES = ("interpolate", "reject")
-#: Largest magnitude accepted: squares of larger values overflow float64 in the scales.
-MAX_ABS_VALUE = 1e150
 
 
 @dataclass
@@ -244,20 +241,10 @@ def dataset_of(path: Path, root: Path | None = None) -> str:
 def clean_values(
     path: Path | str, values: np.ndarray, nan_policy: str, column: str = VALUE_COLUMN, header_lines: int = 1
 ) -> np.ndarray:
-    """Apply the NaN policy (interpolate NaN/inf linearly with a warning, or reject them) and
-    refuse magnitudes above :data:`MAX_ABS_VALUE`. ``header_lines`` (0 or 1) makes the
-    line numbers in messages match the file."""
+    """Apply the NaN policy: interpolate NaN/inf linearly (with a warning) or reject them.
+    ``header_lines`` (0 or 1) makes the line numbers in messages match the file."""
     _check_nan_policy(nan_policy)
-    finite = np.isfinite(values)
-    huge = finite & (np.abs(np.where(finite, values, 0.0)) > MAX_ABS_VALUE)
-    if huge.any():
-        first = int(np.flatnonzero(huge)[0])
-        raise DataError(
-            f"{path}: {int(huge.sum())} value(s) in column '{column}' exceed {MAX_ABS_VALUE:.0e} in "
-            f"magnitude (first {values[first]:.3e} at line {first + 1 + header_lines}); the detectors' "
-            "arithmetic overflows there: rescale the column"
-        )
-    bad = ~finite
+    bad = ~np.isfinite(values)
     if not bad.any():
         return values
     count, first = int(bad.sum()), int(np.flatnonzero(bad)[0])

@@ -50,6 +50,21 @@ PERIOD_SAMPLE = 12000
 MIN_PREFIX = 100
 
 
+#: Beyond this magnitude a series is divided by a power of ten before its residuals are
+#: computed: differences and FFTs of values near float64's limit (1.8e308) overflow, and
+#: robust z-scores do not depend on the unit.
+SAFE_MAGNITUDE = 1e100
+
+
+def within_safe_range(x: np.ndarray) -> np.ndarray:
+    """``x``, or ``x / 10**k`` when its largest finite magnitude exceeds SAFE_MAGNITUDE."""
+    finite = np.abs(x[np.isfinite(x)])
+    peak = float(finite.max()) if finite.size else 0.0
+    if peak <= SAFE_MAGNITUDE:
+        return x
+    return x / 10.0 ** int(np.floor(np.log10(peak)))
+
+
 def robust_scale(values: np.ndarray) -> float:
     """1.4826 * MAD, falling back to the standard deviation (then 1e-9) on flat data."""
     values = values[np.isfinite(values)]
@@ -135,7 +150,7 @@ class FeatureProfile:
         training prefix in causal mode) or on the start of the series. In causal mode the
         scales use at least the first ``min_reference`` points (the training prefix, given
         in advance in TSB-AD's protocol), so early windows are not judged on a few points."""
-        x = np.asarray(values, dtype=float)
+        x = within_safe_range(np.asarray(values, dtype=float))
         period = estimate_period(x[:period_from] if period_from else x)
         res = {
             "spike": x - _neighbour_median(x, SPIKE_SPAN, causal),
@@ -220,7 +235,7 @@ def runs_above(z: np.ndarray, high: float, low: float, offset: int = 0) -> list[
 def spectral_residual_saliency(values: np.ndarray, average: int = 3) -> np.ndarray:
     """Spectral-residual saliency map (Ren et al., 2019) of a window, normalised to its
     mean; the locator's 'where does the eye go' signal."""
-    x = np.asarray(values, dtype=float)
+    x = within_safe_range(np.asarray(values, dtype=float))
     if x.size < 4 or np.ptp(x) == 0:
         return np.zeros_like(x)
     spectrum = np.fft.fft(x - x.mean())
