@@ -15,12 +15,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     data.set_defaults(func=lambda args: _usage(data))
 
     fetch = sub.add_parser("fetch", help="download, verify and unpack a public archive (resumable)")
-    fetch.add_argument("source", help="name of a source in configs/data.yaml, e.g. tsb-ad-u")
+    fetch.add_argument("source", help="name of a source in configs/data.yaml, e.g. tsb-ad-u or loghub-bgl")
     where = fetch.add_mutually_exclusive_group(required=True)
     where.add_argument("--out", help="folder to download and unpack into")
     add_deprecated_alias(where, "--dest", "--out DIR", lambda v: ("out", v, f"--out {v}"), metavar="DIR")
     fetch.add_argument("--url", help="override the configured URL (a mirror)")
     fetch.add_argument("--sha256", help="expected SHA-256 of the archive (overrides the config)")
+    fetch.add_argument("--md5", help="expected MD5 of the archive, as Zenodo lists it (overrides the config)")
     fetch.add_argument("--archive", help="unpack this local archive instead of downloading")
     fetch.add_argument("--config", help="data config file (default: configs/data.yaml)")
     fetch.add_argument("--delete-archive", action="store_true", help="remove the zip after unpacking")
@@ -58,6 +59,7 @@ def _fetch(args: argparse.Namespace) -> int:
             args.out,
             url=args.url,
             sha256=args.sha256,
+            md5=args.md5,
             archive=args.archive,
             config=args.config or DATA_CONFIG,
             keep_archive=not args.delete_archive,
@@ -84,13 +86,15 @@ def _info(args: argparse.Namespace) -> int:
     for name in result.datasets:
         group = [s for s in result.series if s.dataset == name]
         lengths = np.array([len(s) for s in group])
-        anomalous = sum(int(s.labels.sum()) for s in group if s.labels is not None)
-        print(
-            f"{name:<12} {len(group):>6} {lengths.sum():>10} {lengths.min():>8} {lengths.max():>8} "
-            f"{100 * anomalous / lengths.sum():>8.2f}%"
-        )
+        labelled = [s for s in group if s.labels is not None]
+        anomalous = sum(int(s.labels.sum()) for s in labelled)
+        share = f"{100 * anomalous / sum(len(s) for s in labelled):>8.2f}%" if labelled else f"{'no labels':>9}"
+        print(f"{name:<12} {len(group):>6} {lengths.sum():>10} {lengths.min():>8} {lengths.max():>8} {share}")
     for path, message in result.failures:
         print(f"skipped: {message}")
+    if not result.series:
+        print(f"anomamind data info: {args.spec}: no series could be loaded", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -6,7 +6,9 @@
 and over a whole series, window by window, into a :class:`SeriesPrediction`. The roles are
 any implementations of the protocols in agents/roles.py (heuristic, LLM, or a mix); the
 workflow only wires them, records a :class:`Trajectory` per window, and turns a window
-whose roles fail into a counted failure that predicts nothing.
+whose roles fail into a counted failure that predicts nothing (a role that raised, e.g. a
+refused or timed-out backend call, is also listed in the prediction's ``errors``: the
+result is incomplete and must not be cached as a success).
 """
 
 from __future__ import annotations
@@ -55,11 +57,13 @@ class WorkflowConfig:
 
 @dataclass
 class WindowOutcome:
-    """One window's final detection, its trajectory, and whether it failed."""
+    """One window's final detection, its trajectory, whether it failed, and the detector's
+    per-point evidence strength in [0, 1) when it offers one (``evidence_scores``)."""
 
     detection: Detection
     trajectory: Trajectory
     failed: bool
+    evidence: np.ndarray | None = None
 
 
 @dataclass
@@ -166,12 +170,15 @@ class Workflow:
                 detection = self._parse(text, task)
             task.upstream.pop("feedback", None)
             traj.info["refinements"] = rounds
+            scorer = getattr(self.roles.detector, "evidence_scores", None)
+            evidence = scorer(task) if scorer is not None else None
         except Exception as err:  # a failing role fails this window only (batch work goes on)
             detection = Detection(parse_error=f"workflow error: {type(err).__name__}: {err}")
             traj.info["error"] = traceback.format_exc(limit=5)
+            evidence = None
         traj.detection = detection
         traj.info["seconds"] = time.perf_counter() - t0
-        return WindowOutcome(detection, traj, failed=not detection.ok)
+        return WindowOutcome(detection, traj, failed=not detection.ok, evidence=evidence)
 
     @staticmethod
     def _parse(text: str, task: WindowTask) -> Detection:
@@ -183,16 +190,28 @@ class Workflow:
         self, series: Series, trajectories: str | Path | None = None, keep_prompts: bool = True
     ) -> SeriesOutcome:
         """Every window of ``series``; intervals are unioned into the series prediction.
-        With ``trajectories`` given, one JSON line per window is appended to that file."""
-        outcomes = [self.run_window(task, keep_prompts) for task in self.tasks(series)]
+        Its score is the highest confidence covering each point (1-3, 0 outside), plus the
+        detector's evidence strength in [0, 1) when it offers one: detected points still
+        rank above the rest and confidence levels stay thresholds, while points within a
+        level are ranked by evidence. With ``trajectories`` given, one JSON line per window
+        is appended to that file."""
+        tasks = self.tasks(series)
+        outcomes = [self.run_window(task, keep_prompts) for task in tasks]
         intervals = merge_intervals(iv for o in outcomes for iv in o.detection.intervals)
         n = len(series)
+        scores = intervals_to_scores(intervals, n).astype(float)
+        evidence = np.zeros(n)
+        for task, outcome in zip(tasks, outcomes):
+            if outcome.evidence is not None:
+                span = evidence[task.window.start : task.window.end]
+                np.maximum(span, outcome.evidence, out=span)
         prediction = SeriesPrediction(
             pred=intervals_to_binary(intervals, n).astype(np.int8),
-            scores=intervals_to_scores(intervals, n).astype(float),
+            scores=scores + evidence,
             intervals=intervals,
             failed_windows=sum(o.failed for o in outcomes),
             info={"windows": len(outcomes), **self.preprocessing_info(series), "disabled": list(self.config.disable)},
+            errors=[o.detection.parse_error for o in outcomes if "error" in o.trajectory.info],  # roles that raised
         )
         trajs = [o.trajectory for o in outcomes]
         if trajectories is not None:

@@ -1,8 +1,10 @@
 """``anomamind bench`` (run detectors over labelled series, write the report) and
 ``anomamind detectors`` (the registered detectors, one line each).
 
-Bad input (unknown dataset or detector, an empty or missing folder, a malformed
-``--set``) prints one clear line to stderr and exits with code 2.
+Exit codes: 0 when the run finished; 1 when some detector failed on every series (the
+reason is printed: CI and scripts must not take such a run for a result); 2 for bad input
+(unknown dataset or detector, an empty or missing folder, a malformed ``--set``), with one
+clear line on stderr; 75 (EX_TEMPFAIL) when another run holds the lock of ``--out``.
 """
 
 from __future__ import annotations
@@ -13,18 +15,24 @@ from pathlib import Path
 
 from anomamind.cli_options import add_deprecated_alias, add_set_option, set_to_set
 
+#: Exit code when a detector failed on every series.
+ALL_FAILED = 1
 #: Exit code for bad command-line input.
 USAGE_ERROR = 2
+#: Exit code when another run writes the same --out (sysexits' EX_TEMPFAIL: try later).
+OUT_LOCKED = 75
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``bench`` and ``detectors`` subcommands."""
     bench = subparsers.add_parser(
         "bench",
-        help="run detectors over labelled series; write summary.csv, per_series.csv, table.md, plots",
-        description="Run every detector on every series (resumable: finished pairs are cached under --out).",
+        help="run detectors over series; write summary.csv, per_series.csv, table.md, plots (metrics need labels)",
+        description="Run every detector on every series (resumable: finished pairs are cached under --out). "
+        "Series without a label column are run but not scored.",
     )
-    bench.add_argument("--data", required=True, help="'synthetic', 'synthetic:N', a TSB-AD-U CSV, or a folder of them")
+    bench.add_argument("--data", required=True, help="'synthetic', 'synthetic:N', a CSV file, or a folder of them")
+    bench.add_argument("--column", default=None, help="the value column of the CSV files (a name or a 0-based position)")
     bench.add_argument("--datasets", nargs="+", default=None, metavar="NAME", help="keep only these datasets (e.g. YAHOO TODS IOPS WSD)")
     bench.add_argument("--detector", action="append", required=True, metavar="NAME", help="a registered detector (repeatable); see `anomamind detectors`")
     bench.add_argument("--out", required=True, help="output folder (also the cache: re-running resumes)")
@@ -40,6 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--sample-plots", type=int, default=6, help="series plotted per detector (default 6; existing plots are kept)")
     bench.add_argument("--seed", type=int, default=0, help="seed of the synthetic data (default 0)")
     bench.add_argument("--no-progress", action="store_true", help="no progress bar")
+    bench.add_argument("--trusted-rules", action="store_true",
+                       help="rules:PATH detectors run even where the OS sandbox is unavailable (only for rules you trust)")
     bench.set_defaults(func=run_bench_command)
 
     listing = subparsers.add_parser(
@@ -56,11 +66,14 @@ def _fail(message: str) -> int:
 
 
 def run_bench_command(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from anomamind.cli_options import options_per_detector
     from anomamind.config import ConfigError
     from anomamind.envs.datasets import resolve_data
-    from anomamind.eval.bench import run_benchmark
+    from anomamind.eval.bench import failed_everywhere, run_benchmark
     from anomamind.eval.registry import UnknownDetectorError, available_detectors
+    from anomamind.folder_lock import FolderLocked
     from anomamind.types import DataError
 
     if args.workers < 1:
@@ -70,13 +83,17 @@ def run_bench_command(args: argparse.Namespace) -> int:
         options = options_per_detector(args.set, detectors)
     except ConfigError as err:
         return _fail(str(err))
+    if args.trusted_rules:
+        for name in detectors:
+            if name.startswith("rules:"):
+                options.setdefault(name, {})["trusted_rules"] = True
     known = set(available_detectors())
     for name in detectors:
         prefix = name.split(":", 1)[0] + ":ARG" if ":" in name else name
         if name not in known and prefix not in known:
             return _fail(f"unknown detector {name!r}; registered: {', '.join(sorted(known))}")
     try:
-        loaded = resolve_data(args.data, datasets=args.datasets, limit=args.limit, seed=args.seed)
+        loaded = resolve_data(args.data, datasets=args.datasets, limit=args.limit, seed=args.seed, column=args.column)
     except DataError as err:
         return _fail(str(err))
     for _, message in loaded.failures:
@@ -96,11 +113,17 @@ def run_bench_command(args: argparse.Namespace) -> int:
             load_failures=loaded.failures,
             command=args.command_line,
         )
+    except FolderLocked as err:
+        print(f"anomamind bench: {err}", file=sys.stderr)
+        return OUT_LOCKED
     except (UnknownDetectorError, DataError, ValueError) as err:
         return _fail(str(err))
     print(Path(args.out, "table.md").read_text())
     print(f"results in {args.out}/ (summary.csv, per_series.csv, table.md, plots/)")
-    return 0
+    failed = failed_everywhere(pd.read_csv(Path(args.out, "per_series.csv"), keep_default_na=False))
+    for name, reason in failed.items():
+        print(f"anomamind bench: error: detector {name!r} failed on every series: {reason}", file=sys.stderr)
+    return ALL_FAILED if failed else 0
 
 
 def run_detectors_command(args: argparse.Namespace) -> int:

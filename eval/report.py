@@ -100,8 +100,16 @@ def render_table(
         "period (TSB-AD find_length_rank). Aff-F: Affiliation-F of the detector's own decision.",
         "- Windows: "
         + "; ".join(f"{name}: {what}" for name, what in _windows_by_detector(per_series).items()),
-        "",
     ]
+    if "labelled" in per_series and not per_series["labelled"].all():
+        unlabelled = per_series.loc[~per_series["labelled"].astype(bool), "series"].drop_duplicates()
+        lines.append(
+            f"- {len(unlabelled)} series without labels ({', '.join(unlabelled.head(5))}"
+            f"{', ...' if len(unlabelled) > 5 else ''}): run but not scored; P, R, F1, Best-F1, VUS-PR "
+            "and Aff-F need a label column (their cells average the labelled series only; n_flagged in "
+            "per_series.csv counts each detector's flagged points)."
+        )
+    lines.append("")
     header = ["Method"] + [f"{ds} {label}" if j == 0 else label for ds in datasets for j, (_, label) in enumerate(TABLE_COLUMNS)]
     if "ALL" in set(summary["dataset"]):
         header += ["ALL F1", "ALL Avg"]
@@ -155,28 +163,46 @@ def sample_tasks(tasks: Sequence[Any], k: int) -> list[Any]:
     return picked
 
 
-def plot_series(values: np.ndarray, labels: np.ndarray, pred: np.ndarray, scores: np.ndarray, title: str, path: Path) -> None:
-    """One PNG: values with true anomalies shaded and flagged points marked; scores below."""
+def _plottable(values: np.ndarray, name: str) -> tuple[np.ndarray, str]:
+    """``values`` as finite floats (others become gaps) on a scale matplotlib can draw
+    (tools/plotting.drawable), and the axis label saying the scale."""
+    from anomamind.tools.plotting import drawable
+
+    scaled, unit = drawable(values)
+    return scaled, f"{name} ({unit})" if unit else name
+
+
+def plot_series(
+    values: np.ndarray, labels: np.ndarray | None, pred: np.ndarray, scores: np.ndarray, title: str, path: Path
+) -> None:
+    """One PNG: values with true anomalies (when labelled) shaded and flagged points marked;
+    scores below."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    values, value_label = _plottable(np.asarray(values), "value")
+    scores, score_label = _plottable(np.asarray(scores), "score")
     x = np.arange(values.size)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 4.5), sharex=True, height_ratios=[3, 1])
-    top.plot(x, values, lw=0.6, color="tab:blue", label="value")
-    lo, hi = float(values.min()), float(values.max())
-    top.fill_between(x, lo, hi, where=labels > 0, step="mid", color="tab:orange", alpha=0.3, label="true anomaly")
-    flagged = np.flatnonzero(pred)
-    top.scatter(flagged, values[flagged], s=6, color="tab:red", zorder=3, label="flagged")
-    top.set_title(title, fontsize=9)
-    top.legend(loc="upper right", fontsize=7)
-    bottom.plot(x, scores, lw=0.6, color="tab:gray")
-    bottom.set_ylabel("score", fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    try:
+        top.plot(x, values, lw=0.6, color="tab:blue", label="value")
+        lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
+        if labels is not None:
+            top.fill_between(x, lo, hi, where=labels > 0, step="mid", color="tab:orange", alpha=0.3, label="true anomaly")
+        flagged = np.flatnonzero(pred)
+        top.scatter(flagged, values[flagged], s=6, color="tab:red", zorder=3, label="flagged")
+        top.set_title(title, fontsize=9)
+        top.set_ylabel(value_label, fontsize=8)
+        top.legend(loc="upper right", fontsize=7)
+        bottom.plot(x, scores, lw=0.6, color="tab:gray")
+        bottom.set_ylabel(score_label, fontsize=8)
+        fig.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=90)
+    finally:
+        plt.close(fig)
 
 
 @dataclass
@@ -243,7 +269,9 @@ def draw_plots(
             outcomes = ((futures[f], _error_of(f)) for f in as_completed(futures))
         for job, error in outcomes:
             if error:
-                log.warning("plot of %s on %s/%s failed: %s", job.detector, job.series.dataset, job.series.name, error)
+                where = f" ({job.series.source})" if job.series.source else ""
+                log.warning("plot of %s on %s/%s%s failed: %s", job.detector, job.series.dataset,
+                            job.series.name, where, error)
             else:
                 written.append(job.path)
             bar.update(1)

@@ -41,6 +41,13 @@ OBJECTIVES = {
 }
 
 
+def chat_backend(options: LLMOptions) -> ChatBackend:
+    """The chat backend the rule proposers talk to (any OpenAI-compatible endpoint)."""
+    from anomamind.agents.backends.openai_compat import OpenAICompatBackend
+
+    return OpenAICompatBackend(options.model, options.base_url, api_key_env=options.api_key_env)
+
+
 def load_prompt(name: str) -> Template:
     """The prompt template ``agents/prompts/<name>.md``; a clear error if it is missing."""
     path = PROMPT_DIR / f"{name}.md"
@@ -76,9 +83,17 @@ def _ranges(flags: np.ndarray) -> list[tuple[int, int]]:
 
 
 class LLMProposer:
-    """Rules from a chat model, prompted with training windows and the feature library."""
+    """Rules from a chat model, prompted with training windows and the feature library.
+
+    A subclass for another modality (:class:`~anomamind.rules.log_proposer_llm.LogLLMProposer`)
+    changes the prompt files (``prompts``), the ``mutations``, :meth:`system_prompt` and
+    :meth:`propose_prompt`; the chat, repair, refine and mutate machinery is shared.
+    """
 
     name = "llm"
+    prompts = {"system": "rule_system", "propose": "rule_propose", "repair": "rule_repair",
+               "refine": "rule_refine", "mutate": "rule_mutate"}
+    mutations = MUTATIONS
 
     def __init__(
         self,
@@ -97,10 +112,25 @@ class LLMProposer:
         self.name_prefix = name_prefix
         self.dataset = dataset or name_prefix
         self._counter = 0
-        window_length = max((b - a for a, b in train.bounds), default=0)
-        self.system = load_prompt("rule_system").substitute(window_length=window_length, feature_api=feature_api())
+        self.system = self.system_prompt()
 
     # -- prompting ------------------------------------------------------------------------
+    def system_prompt(self) -> str:
+        window_length = max((b - a for a, b in self.train.bounds), default=0)
+        return load_prompt(self.prompts["system"]).substitute(window_length=window_length, feature_api=feature_api())
+
+    def propose_prompt(self, index: int, seed: int) -> str:
+        """The user prompt of proposal ``index`` of the round with ``seed``."""
+        labels = self.train.labels
+        lengths = [e - s + 1 for s, e in _ranges(labels)]
+        return load_prompt(self.prompts["propose"]).substitute(
+            dataset=self.dataset,
+            examples=self.examples(seed * 1000 + index),
+            anomaly_share=f"{labels.mean():.2%}",
+            typical_length=int(np.median(lengths)) if lengths else 0,
+            objective=OBJECTIVES[self.combine_mode],
+        )
+
     def _ask(self, prompt: str, seed: int) -> str | None:
         messages = [{"role": "system", "content": self.system}, {"role": "user", "content": prompt}]
         try:
@@ -144,36 +174,26 @@ class LLMProposer:
 
     # -- the Proposer protocol ------------------------------------------------------------
     def propose(self, n: int, seed: int) -> list[Candidate]:
-        labels = self.train.labels
-        lengths = [e - s + 1 for s, e in _ranges(labels)]
-        template = load_prompt("rule_propose")
         out = []
         for i in range(n):
-            prompt = template.substitute(
-                dataset=self.dataset,
-                examples=self.examples(seed * 1000 + i),
-                anomaly_share=f"{labels.mean():.2%}",
-                typical_length=int(np.median(lengths)) if lengths else 0,
-                objective=OBJECTIVES[self.combine_mode],
-            )
-            source = self._ask(prompt, seed * 1000 + i)
+            source = self._ask(self.propose_prompt(i, seed), seed * 1000 + i)
             if source is not None:
                 out.append(self._candidate(source, "proposed", seed))
         return out
 
     def repair(self, candidate: Candidate, error: str) -> Candidate | None:
-        prompt = load_prompt("rule_repair").substitute(source=candidate.source.rstrip(), error=error)
+        prompt = load_prompt(self.prompts["repair"]).substitute(source=candidate.source.rstrip(), error=error)
         source = self._ask(prompt, candidate.seed or 0)
         return None if source is None else self._candidate(source, "repaired", candidate.seed or 0, candidate.parent)
 
     def refine(self, candidate: Candidate, regression: str) -> Candidate | None:
-        prompt = load_prompt("rule_refine").substitute(source=candidate.source.rstrip(), regression=regression)
+        prompt = load_prompt(self.prompts["refine"]).substitute(source=candidate.source.rstrip(), regression=regression)
         source = self._ask(prompt, candidate.seed or 0)
         return None if source is None else self._candidate(source, "refined", candidate.seed or 0, candidate.name)
 
     def mutate(self, candidate: Candidate, seed: int) -> list[Candidate]:
-        operation = MUTATIONS[seed % len(MUTATIONS)]
-        prompt = load_prompt("rule_mutate").substitute(
+        operation = self.mutations[seed % len(self.mutations)]
+        prompt = load_prompt(self.prompts["mutate"]).substitute(
             dataset=self.dataset, source=candidate.source.rstrip(), operation=operation,
         )
         source = self._ask(prompt, seed)

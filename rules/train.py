@@ -46,11 +46,9 @@ def make_proposer(config: RuleTrainConfig, train_split, dataset: str) -> Propose
                                max_conditions=o.max_conditions, bootstrap=o.bootstrap,
                                name_prefix=dataset.lower() or "rule")
     if config.proposer == "llm":
-        from anomamind.agents.backends.openai_compat import OpenAICompatBackend
-        from anomamind.rules.proposer_llm import LLMProposer
+        from anomamind.rules.proposer_llm import LLMProposer, chat_backend
 
-        backend = OpenAICompatBackend(config.llm.model, config.llm.base_url, api_key_env=config.llm.api_key_env)
-        return LLMProposer(backend, train_split, config.llm, combine_mode=mode,
+        return LLMProposer(chat_backend(config.llm), train_split, config.llm, combine_mode=mode,
                            name_prefix=dataset.lower() or "rule", dataset=dataset)
     raise ValueError(f"unknown proposer {config.proposer!r}; use 'offline' or 'llm'")
 
