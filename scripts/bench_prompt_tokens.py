@@ -18,7 +18,6 @@ import argparse
 import csv
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from anomamind.agents.detector_prompt import DETECTOR_PROMPTS, build_detector_messages, text_units
+from anomamind.provenance import command_line, header_lines
 
 #: The issue's targets for the compact style at window 100 (SmolLM2 tokens).
 TARGET_MEDIAN, TARGET_P95 = 450, 700
@@ -108,16 +108,15 @@ def write(args: argparse.Namespace, rows: list[dict], seconds: float) -> None:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
     load = os.getloadavg()
+    command = command_line(argv=[a.replace(args.data, "DATA") for a in sys.argv[1:]])
     lines = [
         "# Detector prompt length: compact vs full (SmolLM2 tokens)",
         "",
-        f"Command: `python scripts/bench_prompt_tokens.py {' '.join(sys.argv[1:]).replace(args.data, 'DATA')}` "
-        f"(DATA: the TSB-AD-U `{Path(args.data).name}` split, `../shared/data/tsbad/{Path(args.data).name}` here)  ",
-        f"Commit: {commit}{' with uncommitted changes' if dirty else ''}. Machine: {platform.machine()} "
-        f"{os.cpu_count()}-core CPU, load average {load[0]:.1f} at the end; {seconds:.0f} s.  ",
+        *header_lines(command, split=f"TSB-AD-U `{Path(args.data).name}` (DATA: `../shared/data/tsbad/{Path(args.data).name}` here)",
+                      machine=f"{platform.machine()} {os.cpu_count()}-core CPU, load average {load[0]:.1f} at the end; "
+                              f"{seconds:.0f} s"),
+        "",
         f"Data: `{Path(args.data).name}` split of TSB-AD-U, datasets {', '.join(args.datasets)}; window "
         f"{args.window}; windows selected as `anomamind prepare` selects them (all anomalous windows up to "
         f"{args.max_windows_per_series} per series, as many normal ones, seed {args.seed}), heuristic "

@@ -19,7 +19,7 @@ LOGHUB="${LOGHUB:-../shared/data/loghub}"
 WORKERS="${WORKERS:-2}"
 RUNS="${RUNS:-runs/refresh}"
 
-STEPS=(metrics data_load tools heuristic_throughput rules_throughput smoke heuristic_agent baselines unseen_datasets rules workflow_ablations logs)
+STEPS=(metrics data_load tools heuristic_throughput rules_throughput smoke heuristic_agent baselines unseen_datasets rules workflow_ablations logs prompt_tokens)
 
 declare -A OUTPUTS=(
   [metrics]="benchmarks/metrics_timing.md"
@@ -34,6 +34,7 @@ declare -A OUTPUTS=(
   [rules]="benchmarks/rules/table.md benchmarks/rules/combined-sr-and/table.md benchmarks/rules/combined-sr-or/table.md"
   [workflow_ablations]="benchmarks/sweeps/workflow_ablations/table.md benchmarks/sweeps/workflow_ablations/table.csv"
   [logs]="benchmarks/logs/table.md benchmarks/logs/results.csv benchmarks/logs/rules"
+  [prompt_tokens]="benchmarks/train/prompt_tokens.md benchmarks/train/prompt_tokens.csv"
 )
 
 # Results this script does not remake (another machine), each with where it came from.
@@ -133,6 +134,8 @@ step_logs() {  # BGL_2k with three window sizes and a synthetic log; rules retra
     benchmarks/logs/rules/bgl-lines50/BGL benchmarks/logs/rules/synthetic-sessions/SYNTHETIC \
     --detector pca --detector iforest --detector invariants --detector keyword --out benchmarks/logs
 }
+
+step_prompt_tokens() { python scripts/bench_prompt_tokens.py --data "$DATA" --out benchmarks/train/prompt_tokens; }
 
 if [[ "${1:-}" == "--list" ]]; then
   for step in "${STEPS[@]}"; do echo "$step: ${OUTPUTS[$step]}"; done
