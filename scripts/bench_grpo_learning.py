@@ -32,9 +32,10 @@ SFT warm start targets the teacher's answer submitted through ``submit_answer``,
 episodes (a feature tool, the evaluator's review, one revision; ``grpo.max_completion_length``
 raised to ``ENVIRONMENT_EPISODE_TOKENS`` because the whole episode counts), and the SFT and
 GRPO models are evaluated by greedy episodes (``--max-new-tokens`` per turn). Its models,
-answers and report (default ``benchmarks/train/grpo_learning_environment``) are kept apart;
-the base model's row is the single-turn one, and the report puts the single-turn rows of
-``benchmarks/train/grpo_learning.json`` (when it exists) beside the environment rows.
+answers and report (default ``OUT/report``) are kept apart; the base model's row is the
+single-turn one. scripts/compare_grpo_rollouts.py puts the single-turn rows (the JSON report
+of a single-turn run with the same seeds and budget) beside the environment rows, in
+``benchmarks/train/grpo_learning_environment/``.
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ import csv
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from contextlib import nullcontext
@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from anomamind.paths import CONFIG_DIR
+from anomamind.provenance import git_commit
 
 SFT_CONFIG = CONFIG_DIR / "train" / "sft_smollm2.yaml"
 GRPO_CONFIG = CONFIG_DIR / "train" / "grpo_smollm2.yaml"
@@ -72,8 +73,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--datasets", nargs="+", default=["YAHOO", "TODS", "IOPS", "WSD"])
     p.add_argument("--out", default="runs/grpo_learning", help="working folder (prepared data, models, answers)")
     p.add_argument("--report", default=None,
-                   help=f"writes REPORT.md, .csv, .json and .png (default {SINGLE_TURN_REPORT}, with the rollout "
-                        "appended when it is not single_turn)")
+                   help=f"writes REPORT.md, .csv, .json and .png (default {SINGLE_TURN_REPORT}; OUT/report for "
+                        "other rollouts, which scripts/compare_grpo_rollouts.py sets beside the single-turn report)")
     p.add_argument("--rollout", choices=["single_turn", "environment"], default="single_turn",
                    help="how GRPO produces completions: one answer per prompt, or episodes in the environment")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
@@ -92,7 +93,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--machine", default=None, help="machine description for the report (default: CPU count)")
     args = p.parse_args(argv)
     if args.report is None:
-        args.report = SINGLE_TURN_REPORT + ("" if args.rollout == "single_turn" else f"_{args.rollout}")
+        args.report = SINGLE_TURN_REPORT if args.rollout == "single_turn" else str(Path(args.out) / "report")
     return args
 
 
@@ -295,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     out = Path(args.out)
-    started, load_start, commit = time.time(), os.getloadavg(), _commit()
+    started, load_start, commit = time.time(), os.getloadavg(), git_commit()
     data = prepare_data(args, out)
     from datasets import load_from_disk
 
@@ -340,12 +341,6 @@ def main(argv: list[str] | None = None) -> int:
 def _brief(result: dict[str, Any]) -> str:
     m = result["metrics"]["all"]
     return f"two_sided {m['two_sided']:.3f} F1 {m['point_f1']:.3f} parse errors {m['parse_error_rate']:.2f}"
-
-
-def _commit() -> str:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
-    return commit + (" with uncommitted changes" if dirty else "")
 
 
 # ----------------------------------------------------------------------------- report
@@ -414,11 +409,13 @@ def markdown(args, context, results, runs, decision, training) -> str:
     lines = [
         "# GRPO learning experiment: SmolLM2-135M-Instruct, SFT warm start then GRPO, held-out series",
         "",
-        f"Command: `{context['command'].replace(args.data, 'DATA')}` (DATA: the TSB-AD-U "
-        f"`{Path(args.data).name}` split, `../shared/data/tsbad/{Path(args.data).name}` here)  ",
-        f"Commit: {context['commit']}. Machine: {context['machine']}, shared: load average "
-        f"{load0[0]:.1f} at the start, {load1[0]:.1f} at the end; torch threads: {context['threads'] or 'default'}. "
-        f"Wall time {context['minutes']:.0f} min (training seconds per phase in the JSON).  ",
+        f"- Commit: `{context['commit']}`",
+        f"- Command: `{context['command'].replace(args.data, 'DATA')}`",
+        f"- Machine: {context['machine']}, shared: load average {load0[0]:.1f} at the start, {load1[0]:.1f} at the "
+        f"end; torch threads: {context['threads'] or 'default'}. Wall time {context['minutes']:.0f} min (training "
+        "seconds per phase in the JSON)",
+        f"- Split: TSB-AD-U `{Path(args.data).name}` (DATA: `../shared/data/tsbad/{Path(args.data).name}` here)",
+        "",
         f"Configs: `configs/train/sft_smollm2.yaml`, `configs/train/grpo_smollm2.yaml`, overridden by "
         f"`--sft-set {' '.join(args.sft_set) or '-'}` and `--grpo-set {' '.join(args.grpo_set) or '-'}`"
         + (f" (after the rollout's own: SFT `{' '.join(rollout_sets(args)[0])}`, GRPO "
