@@ -7,23 +7,23 @@ answer, scores it with the reward terms of rl/rewards.py when the window has lab
 the evaluator (when on) and either terminates or returns the refinement messages (the
 previous answer plus the evaluator's feedback), at most ``max_refinements`` times.
 Every episode is recorded as a :class:`Trajectory` (appended as a JSON line when a path
-is given).
+is given). The episode itself is envs/episode.DetectorEpisode, which the multi-turn GRPO
+environment (rl/environment.py) drives as well.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import gymnasium
 from gymnasium import spaces
 
-from anomamind.agents.parsing import parse_detection
 from anomamind.agents.roles import WindowTask
 from anomamind.envs.cache import UpstreamCache
-from anomamind.envs.workflow import Workflow, write_trajectories
-from anomamind.types import DataError, Detection, Series, Step, Trajectory
+from anomamind.envs.episode import DetectorEpisode
+from anomamind.envs.workflow import Workflow
+from anomamind.types import DataError, Series
 
 ENV_ID = "anomamind/Workflow-v0"
 
@@ -52,17 +52,6 @@ class AnswerText(spaces.Space):
 
     def sample(self, mask: Any = None, probability: Any = None) -> str:
         return "<think>nothing stands out</think>\n[]"
-
-
-def evidence_candidates(task: WindowTask) -> str:
-    """The ranges the tools flagged, as the ``evidence`` column rule_matching reads."""
-    evidence = task.upstream.get("evidence")
-    ranges = []
-    if evidence is not None:
-        for r in evidence.tool_results:
-            if r.ok and isinstance(r.output, dict):
-                ranges += [[int(s), int(e)] for s, e, *_ in r.output.get("runs", [])]
-    return json.dumps({"candidates": sorted(ranges)})
 
 
 class WorkflowEnv(gymnasium.Env):
@@ -107,10 +96,7 @@ class WorkflowEnv(gymnasium.Env):
             raise DataError("the window pool is empty (no series, or no anomalous window with anomalous_only)")
         self.observation_space = ChatMessages()
         self.action_space = AnswerText()
-        self._task: WindowTask | None = None
-        self._trajectory: Trajectory | None = None
-        self._rounds = 0
-        self._done = True
+        self._episode: DetectorEpisode | None = None
 
     # ------------------------------------------------------------------ reset
 
@@ -136,74 +122,44 @@ class WorkflowEnv(gymnasium.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        task = self._select(options or {})
-        task.upstream.clear()
-        cached = False
-        upstream = self.cache.load(task) if self.cache is not None else None
-        if upstream is not None:
-            task.upstream.update(upstream)
-            cached = True
-        else:
-            upstream = self.workflow.upstream(task)
-            if self.cache is not None:
-                self.cache.store(task, upstream)
-        self._task, self._rounds, self._done = task, 0, False
-        self._trajectory = Trajectory(
-            task.task_id,
-            steps=[upstream["located"].step, upstream["plan"].step, *upstream["evidence"].steps],
-            info={"window": [task.window.start, task.window.end], "cached": cached, **task.preprocessing},
+        episode = DetectorEpisode(
+            self._select(options or {}),
+            self.workflow,
+            cache=self.cache,
+            reward_config=self.reward_config,
+            evaluate=self.evaluate,
+            max_refinements=self.max_refinements,
+            trajectories=self.trajectories,
         )
+        self._episode = episode
+        window = episode.task.window
         info = {
-            "task_id": task.task_id,
-            "series": task.series.name,
-            "window": [task.window.start, task.window.end],
-            "has_labels": task.window.labels is not None,
-            "cached": cached,
+            "task_id": episode.task.task_id,
+            "series": episode.task.series.name,
+            "window": [window.start, window.end],
+            "has_labels": window.labels is not None,
+            "cached": episode.cached,
         }
-        return self.workflow.detector_messages(task), info
+        return episode.messages(), info
 
     # ------------------------------------------------------------------ step
 
-    def _rewards(self, text: str) -> dict[str, float | None]:
-        task = self._task
-        if task.window.labels is None:
-            return {}
-        from anomamind.rl.rewards import score_completion
-
-        return score_completion(
-            text,
-            self.reward_config,
-            window_start=task.window.start,
-            window_end=task.window.end,
-            labels=task.window.labels.tolist(),
-            evidence=evidence_candidates(task),
-        )
-
     def step(self, action: str):
-        if self._done or self._task is None:
+        episode = self._episode
+        if episode is None or episode.done:
             raise RuntimeError("call reset() before step() (the episode is over)")
-        task, traj = self._task, self._trajectory
         text = action if isinstance(action, str) else str(action)
-        detection: Detection = parse_detection(text, task.window.start, task.window.end)
-        traj.steps.append(Step("detector", [], text, info={"round": self._rounds}))
-        terms = self._rewards(text)
+        submission = episode.submit(text)
+        terms = submission.terms
         reward = float(terms.get("total", 0.0)) if terms else 0.0
-        info: dict[str, Any] = {"rewards": terms, "detection": detection.to_dict(), "round": self._rounds}
-        if self.evaluate and self._rounds < self.max_refinements:
-            up = task.upstream
-            verdict = self.workflow.roles.evaluator.evaluate(task, up["plan"], up["evidence"], detection)
-            traj.steps.append(verdict.step)
+        info: dict[str, Any] = {"rewards": terms, "detection": submission.detection.to_dict(), "round": submission.round}
+        verdict = submission.verdict
+        if verdict is not None:
             info["evaluator"] = {"needs_refinement": verdict.needs_refinement, "issues": verdict.issues}
-            if verdict.needs_refinement:
-                self._rounds += 1
-                obs = self.workflow.detector_messages(task, feedback=verdict.feedback_text(), previous_answer=text)
-                return obs, reward, False, False, info
-        traj.detection, traj.rewards = detection, {k: v for k, v in terms.items() if v is not None}
-        traj.info["refinements"] = self._rounds
-        self._done = True
-        info["trajectory"] = traj
-        if self.trajectories is not None:
-            write_trajectories([traj], self.trajectories)
+        if submission.needs_refinement:
+            obs = self.workflow.detector_messages(episode.task, feedback=verdict.feedback_text(), previous_answer=text)
+            return obs, reward, False, False, info
+        info["trajectory"] = episode.end()
         return [], reward, True, False, info
 
 

@@ -11,7 +11,13 @@ no series is held out, e.g. one series per dataset) with these columns:
 - ``series``, ``dataset``, ``window_start``, ``window_end`` (``[start, end)``), ``labels``
   (0/1 per window point), ``has_anomaly``;
 - ``evidence``: the ranges the tools flagged (JSON), read by the rule_matching reward;
-- ``heuristic_answer``: the heuristic detector's answer for the window, the SFT target.
+- ``heuristic_answer``: the heuristic detector's answer for the window, the SFT target
+  (in the compact answer format, without explanations, when the prompts are compact).
+
+The prompt style (``compact`` or ``full``, agents/detector_prompt.py) is the agent
+config's ``detector_prompt`` unless ``PrepareConfig.detector_prompt`` overrides it; it is
+recorded in ``OUT/summary.json``, and training carries it into the trained model's folder
+so ``checkpoint:`` renders the prompts the model was trained on.
 
 Windows: every window with an anomaly is kept, plus ``normal_ratio`` normal windows per
 anomalous one, drawn with the seed from the same series. The split is by series (per
@@ -73,6 +79,7 @@ class PrepareConfig:
     cache_dir: str | None = None
     progress: bool = True
     agent_options: dict[str, Any] = field(default_factory=dict)
+    detector_prompt: str | None = None
 
     def __post_init__(self) -> None:
         if self.normal_ratio < 0:
@@ -115,17 +122,55 @@ def select_windows(tasks: list[Any], normal_ratio: float, max_anomalous: int | N
     return sorted(anomalous + picked, key=lambda t: t.window.start)
 
 
-def _make_agent(cfg: PrepareConfig):
+def make_agent(cfg: PrepareConfig, evaluator: bool = False):
+    """The agent whose upstream roles prepare the windows (``evaluator``: with its evaluator,
+    as the multi-turn training environment needs; the upstream cache key is the same)."""
     from anomamind.eval.registry import create_detector
 
-    options = {"window": cfg.window, "stride": cfg.stride, "evaluator": False, **cfg.agent_options}
+    options = {"window": cfg.window, "stride": cfg.stride, "evaluator": evaluator, **cfg.agent_options}
+    if cfg.detector_prompt:
+        options["detector_prompt"] = cfg.detector_prompt
     if cfg.agents and cfg.agents.startswith("llm:"):
         return create_detector("llm-agent", config=cfg.agents[4:], **options)
     return create_detector("heuristic-agent", config=cfg.agents, **options)
 
 
+def source_record(cfg: PrepareConfig, cache_dir: Path) -> dict[str, Any]:
+    """What rebuilds the windows of a prepared dataset (data spec, agents and their options,
+    geometry, prompt style, cache), with paths made absolute: the training environment
+    reloads the series from it."""
+    data = Path(cfg.data).expanduser()
+    return {
+        "data": str(data.resolve()) if data.exists() else cfg.data,
+        "datasets": cfg.datasets,
+        "limit": cfg.limit,
+        "seed": cfg.seed,
+        "agents": cfg.agents,
+        "agent_options": cfg.agent_options,
+        "window": cfg.window,
+        "stride": cfg.stride,
+        "detector_prompt": cfg.detector_prompt,
+        "cache_dir": str(Path(cache_dir).resolve()),
+    }
+
+
+def load_source(prepared: str | Path) -> PrepareConfig:
+    """The :class:`PrepareConfig` that made the dataset at ``prepared`` (its summary's
+    ``source``), pointing at the same data and upstream cache."""
+    path = Path(prepared) / "summary.json"
+    try:
+        source = json.loads(path.read_text())["source"]
+    except (OSError, ValueError, KeyError) as err:
+        raise DataError(
+            f"{path}: no 'source' record ({type(err).__name__}: {err}); the dataset was prepared "
+            "by an older version: run `anomamind prepare` again"
+        ) from err
+    return PrepareConfig(out=str(prepared), progress=False, **source)
+
+
 def _row(task: Any, workflow: Any, teacher: Any) -> dict[str, Any]:
-    from anomamind.envs.env import evidence_candidates
+    from anomamind.agents.detector_prompt import compact_answer
+    from anomamind.envs.episode import evidence_candidates
 
     messages = workflow.detector_messages(task)
     try:
@@ -134,6 +179,8 @@ def _row(task: Any, workflow: Any, teacher: Any) -> dict[str, Any]:
         log.warning("%s: no heuristic answer (%s)", task.task_id, err)
         answer = ""
     w = task.window
+    if answer and workflow.config.detector_prompt == "compact":
+        answer = compact_answer(answer, w.start, w.end)
     return {
         "prompt": messages,
         "series": task.series.name,
@@ -167,7 +214,7 @@ def prepare_dataset(cfg: PrepareConfig) -> dict[str, Any]:
             "%d series without labels (%s): their windows get no label-based rewards (two_sided, "
             "false_positive) and go to train only", len(unlabelled), ", ".join(unlabelled[:5]),
         )
-    agent = _make_agent(cfg)
+    agent = make_agent(cfg)
     workflow = agent.workflow
     cache = UpstreamCache(cfg.cache_dir or out / "upstream_cache", agent.role_config)
     teacher = HeuristicDetector()
@@ -207,6 +254,7 @@ def prepare_dataset(cfg: PrepareConfig) -> dict[str, Any]:
         "data": cfg.data,
         "datasets": sorted({s.dataset for s in series}),
         "agents": cfg.agents or "heuristic (configs/agents/heuristic.yaml)",
+        "detector_prompt": workflow.config.detector_prompt,
         "agent_options": cfg.agent_options,
         "normal_ratio": cfg.normal_ratio,
         "val_fraction": cfg.val_fraction,
@@ -222,6 +270,7 @@ def prepare_dataset(cfg: PrepareConfig) -> dict[str, Any]:
         },
         "upstream_cache": {"dir": str(cache.root), "hits": cache.hits, "misses": cache.misses},
         "failures": failures,
+        "source": source_record(cfg, cache.root),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary

@@ -6,7 +6,9 @@ supervised pass (TRL's SFTTrainer) on the prepared dataset's ``heuristic_answer`
 prompt = the detector messages, completion = the heuristic detector's answer, loss on the
 completion only - gives GRPO a policy that already answers in format. Run with a train
 config whose ``mode`` is ``sft`` (configs/train/sft_*.yaml); then point the GRPO config's
-``model.name_or_path`` at ``OUTPUT_DIR/final``.
+``model.name_or_path`` at ``OUTPUT_DIR/final``. With ``rollout: environment`` the answer is
+the completion's ``submit_answer`` call instead (rl/environment.environment_sft_dataset), the
+warm start of a policy that will train in the environment.
 """
 
 from __future__ import annotations
@@ -54,16 +56,22 @@ def train_sft(cfg: Any, output_dir: str) -> dict[str, Any]:
     from trl import SFTTrainer
 
     from anomamind.rl.train import (
-        _resume_path, _summary, _validation_rows, _write_history, filter_long_prompts,
-        load_policy, load_splits, peft_config, save_final, trainer_log_path,
+        _resume_path, _summary, _validation_rows, _write_history, build_rollout, check_launch,
+        filter_long_prompts, load_policy, load_splits, log_prompt_overhead, peft_config,
+        prepared_prompt_style, save_final, trainer_log_path,
     )
     from anomamind.rl.train_progress import use_run_progress
     from anomamind.rl.validation import make_validation_callback
 
     args = sft_args(cfg, output_dir)
+    check_launch(args)
     model, tokenizer = load_policy(cfg.model)
+    rollout = build_rollout(cfg, tokenizer, output_dir, None)  # rollout: environment -> submission turns
     train, validation = load_splits(cfg.data)
     train = sft_dataset(filter_long_prompts(train, tokenizer, cfg.data.max_prompt_tokens))
+    log_prompt_overhead(tokenizer, train, rollout)
+    if rollout.sft_rows is not None:
+        train = rollout.sft_rows(train)
     validation = filter_long_prompts(validation, tokenizer, cfg.data.max_prompt_tokens)
     rows = _validation_rows(validation, cfg.validation, cfg.data.seed)
     trainer = SFTTrainer(
@@ -72,10 +80,12 @@ def train_sft(cfg: Any, output_dir: str) -> dict[str, Any]:
     )
     callback = None
     if rows:
-        callback = make_validation_callback(rows, cfg.validation, tokenizer, output_dir, cfg.rewards)
+        callback = make_validation_callback(
+            rows, cfg.validation, tokenizer, output_dir, cfg.rewards, answer=rollout.answer
+        )
         trainer.callback_handler.callbacks.insert(0, callback)
     use_run_progress(trainer, trainer_log_path(output_dir))
     result = trainer.train(resume_from_checkpoint=_resume_path(args.resume_from_checkpoint, output_dir))
     _write_history(trainer, output_dir)
-    final = save_final(trainer, tokenizer, output_dir)
+    final = save_final(trainer, tokenizer, output_dir, prepared_prompt_style(cfg.data.path))
     return _summary(trainer, output_dir, final, result, callback)

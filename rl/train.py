@@ -8,7 +8,11 @@ A train config (configs/train/*.yaml) has these sections:
 - ``data``: ``path`` of an ``anomamind prepare`` dataset and its split names;
 - ``rewards``: rl/rewards.RewardConfig (enabled terms, weights);
 - ``grpo``: any TRL ``GRPOConfig`` field (``sft`` for SFTConfig in ``mode: sft``);
-- ``validation``: rl/validation.ValidationSection (held-out point-F1 during training).
+- ``validation``: rl/validation.ValidationSection (held-out point-F1 during training);
+- ``warm_start``: an SFT config trained first (:class:`WarmStartSection`; GRPO only);
+- ``rollout``: ``single_turn`` (GRPO samples one answer per prepared prompt) or
+  ``environment`` (multi-turn: the detector may call feature tools and submits through a
+  tool the evaluator reviews; rl/environment.py), with its ``environment`` section.
 
 :func:`train_from_config` is the one entry (the CLI, scripts/train_grpo.py under
 ``accelerate launch`` and the sweep runner call it). Training writes TRL checkpoints under
@@ -30,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from anomamind.config import ConfigError, apply_overrides, from_dict, read_yaml, to_dict
+from anomamind.rl.environment import EnvironmentSection
 from anomamind.run_log import log_to_file
 from anomamind.rl.rewards import RewardConfig, build_reward_functions
 from anomamind.rl.validation import ValidationSection
@@ -37,6 +42,8 @@ from anomamind.rl.validation import ValidationSection
 log = logging.getLogger(__name__)
 
 TRAIN_MODES = ("grpo", "sft")
+#: How GRPO produces a completion: one answer to the prepared prompt, or a multi-turn episode.
+ROLLOUTS = ("single_turn", "environment")
 
 
 @dataclass
@@ -54,12 +61,18 @@ class ModelSection:
     #: ones, e.g. SmolLM2's names <|im_start|> as EOS; generation must stop at <|im_end|>).
     eos_token: str | None = None
     pad_token: str | None = None
+    #: ``hermes`` (ChatML with tool calls; rl/tool_template.py) or a Jinja template; None:
+    #: the tokenizer's own (environment rollouts switch a ChatML one that drops tools).
+    chat_template: str | None = None
 
 
 @dataclass
 class DataSection:
     """The prepared dataset; ``max_prompt_tokens`` drops longer prompts (counted with the
-    policy's chat template); ``max_train_windows`` keeps the first K training rows."""
+    policy's chat template); ``max_train_windows`` keeps the first K training rows;
+    ``detector_prompt`` (compact | full) is the prompt style the data must have been
+    prepared with (None: whichever it has; the style is recorded next to the trained model
+    either way, see :func:`save_final`)."""
 
     path: str = ""
     train_split: str = "train"
@@ -67,6 +80,19 @@ class DataSection:
     max_prompt_tokens: int | None = None
     max_train_windows: int | None = None
     seed: int = 0
+    detector_prompt: str | None = None
+
+
+@dataclass
+class WarmStartSection:
+    """An SFT run trained before GRPO on the same prepared data (``config``: a ``mode: sft``
+    train config, a path or one relative to the repository; ``overrides`` for it); GRPO
+    starts from its final model. A random or untrained policy never answers in format, so
+    without it every group scores alike and nothing is learned. Written to
+    ``OUTPUT_DIR/warm_start`` and reused from there on a rerun."""
+
+    config: str | None = None
+    overrides: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -78,12 +104,17 @@ class TrainConfig:
     data: DataSection = field(default_factory=DataSection)
     rewards: RewardConfig = field(default_factory=RewardConfig)
     validation: ValidationSection = field(default_factory=ValidationSection)
+    warm_start: WarmStartSection = field(default_factory=WarmStartSection)
     grpo: dict[str, Any] = field(default_factory=dict)
     sft: dict[str, Any] = field(default_factory=dict)
+    rollout: str = "single_turn"
+    environment: EnvironmentSection = field(default_factory=EnvironmentSection)
 
     def __post_init__(self) -> None:
         if self.mode not in TRAIN_MODES:
             raise ConfigError(f"mode must be one of {TRAIN_MODES}, got {self.mode!r}")
+        if self.rollout not in ROLLOUTS:
+            raise ConfigError(f"rollout must be one of {ROLLOUTS}, got {self.rollout!r}")
 
 
 def load_train_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
@@ -95,7 +126,10 @@ def load_train_config(path: str | Path, overrides: list[str] | None = None) -> T
             data["rewards"] = RewardConfig(**data["rewards"])
         except (TypeError, ValueError) as err:
             raise ConfigError(f"{path}: rewards: {err}") from err
-    return from_dict(TrainConfig, data, str(path))
+    try:
+        return from_dict(TrainConfig, data, str(path))
+    except TypeError as err:  # a section field of the wrong kind (e.g. environment.tools: 3)
+        raise ConfigError(f"{path}: {err}") from err
 
 
 # ----------------------------------------------------------------------------- command-line fields
@@ -164,6 +198,10 @@ def load_policy(section: ModelSection) -> tuple[Any, Any]:
         from anomamind.rl.tiny import build_tiny_qwen3
 
         model, tokenizer = build_tiny_qwen3(**section.tiny)
+        if section.chat_template:
+            from anomamind.rl.tool_template import set_chat_template
+
+            set_chat_template(tokenizer, section.chat_template)
         return model.to(resolve_dtype(section.dtype)), tokenizer
     kwargs: dict[str, Any] = {"trust_remote_code": section.trust_remote_code}
     if section.gguf_file:
@@ -174,6 +212,10 @@ def load_policy(section: ModelSection) -> tuple[Any, Any]:
     model = AutoModelForCausalLM.from_pretrained(section.name_or_path, dtype=resolve_dtype(section.dtype), **kwargs)
     if section.gguf_file:
         clear_quantization_flags(model)
+    if section.chat_template:
+        from anomamind.rl.tool_template import set_chat_template
+
+        set_chat_template(tokenizer, section.chat_template)
     for role, token in (("eos_token", section.eos_token), ("pad_token", section.pad_token)):
         if token is not None:
             if token not in tokenizer.get_vocab():
@@ -215,6 +257,18 @@ def peft_config(section: ModelSection) -> Any:
         raise ConfigError(f"model.lora: {err}") from err
 
 
+def prepared_prompt_style(path: str | Path) -> str | None:
+    """The detector prompt style a prepared dataset was built with (its summary.json);
+    None for data prepared before styles existed (those are ``full``) or without a summary."""
+    summary = Path(path) / "summary.json"
+    if not summary.is_file():
+        return None
+    try:
+        return json.loads(summary.read_text()).get("detector_prompt")
+    except (json.JSONDecodeError, AttributeError) as err:
+        raise ConfigError(f"{summary}: not a prepare summary ({err})") from err
+
+
 def load_splits(section: DataSection) -> tuple[Any, Any]:
     """Train and validation splits of the prepared dataset (validation may be empty)."""
     from datasets import load_from_disk
@@ -224,6 +278,13 @@ def load_splits(section: DataSection) -> tuple[Any, Any]:
         raise ConfigError(
             f"data.path {section.path!r} is not a prepared dataset (no dataset_dict.json); "
             "run `anomamind prepare --out DIR` first"
+        )
+    style = prepared_prompt_style(path)
+    if section.detector_prompt is not None and section.detector_prompt != (style or "full"):
+        raise ConfigError(
+            f"data.detector_prompt is {section.detector_prompt!r} but {path} was prepared with "
+            f"{style or 'full'!r} prompts: prepare it again with detector_prompt={section.detector_prompt} "
+            "in the agent config, or change data.detector_prompt"
         )
     splits = load_from_disk(str(path))
     if section.train_split not in splits:
@@ -238,14 +299,22 @@ def load_splits(section: DataSection) -> tuple[Any, Any]:
     return train, validation
 
 
+def prompt_tokens(tokenizer: Any, messages: list[dict[str, Any]], tools: list[Any] | None = None) -> int:
+    """Tokens of ``messages`` as the policy reads them: chat template (with the ``tools``
+    schemas when given), generation prompt."""
+    text = tokenizer.apply_chat_template(messages, tools=tools, tokenize=False, add_generation_prompt=True)
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
 def filter_long_prompts(dataset: Any, tokenizer: Any, max_tokens: int | None) -> Any:
-    """Drop rows whose chat-templated prompt is longer than ``max_tokens`` tokens."""
+    """Drop rows whose chat-templated prompt is longer than ``max_tokens`` tokens (the
+    prepared prompt, so both rollout modes train on the same windows; environment rollouts
+    add a fixed overhead, logged by :func:`log_prompt_overhead`)."""
     if not max_tokens or dataset is None or len(dataset) == 0:
         return dataset
 
     def short_enough(row: dict[str, Any]) -> bool:
-        text = tokenizer.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True)
-        return len(tokenizer(text, add_special_tokens=False)["input_ids"]) <= max_tokens
+        return prompt_tokens(tokenizer, row["prompt"]) <= max_tokens
 
     kept = dataset.filter(short_enough)
     if len(kept) < len(dataset):
@@ -274,18 +343,32 @@ def coerce_fields(config_class: type, options: dict[str, Any]) -> dict[str, Any]
     return out
 
 
+def reward_functions(cfg: TrainConfig) -> tuple[list[Any], list[float]]:
+    """The reward terms of the configured rollout and their weights: the label-based terms
+    on the completion (single turn), or the same terms on the episode's final answer plus
+    the switched-on costs, read from the environments (rl/environment.py)."""
+    if cfg.rollout == "environment":
+        from anomamind.rl.environment import environment_reward_functions
+
+        return environment_reward_functions(cfg.rewards, cfg.environment)
+    return build_reward_functions(cfg.rewards)
+
+
 def grpo_args(cfg: TrainConfig, output_dir: str) -> Any:
-    """TRL GRPOConfig from ``cfg.grpo`` plus the reward weights and device defaults."""
+    """TRL GRPOConfig from ``cfg.grpo`` plus the reward weights and device defaults (and, in
+    environment rollouts, a bound on generation turns that fits the environment's)."""
     from trl import GRPOConfig
 
     options = dict(cfg.grpo)
-    _, weights = build_reward_functions(cfg.rewards)
+    _, weights = reward_functions(cfg)
     if "reward_weights" in options:
         raise ConfigError("set reward weights in rewards.weights, not grpo.reward_weights")
     options["reward_weights"] = weights
     options["output_dir"] = output_dir
     options.setdefault("report_to", "none")
     options.setdefault("logging_steps", 1)
+    if cfg.rollout == "environment":
+        options.setdefault("max_tool_calling_iterations", cfg.environment.max_turns)
     if options.get("num_generations", 8) < 2:
         raise ConfigError("grpo.num_generations must be >= 2 (group-relative advantages need a group)")
     if options.get("use_vllm") and importlib.util.find_spec("vllm") is None:
@@ -300,10 +383,47 @@ def grpo_args(cfg: TrainConfig, output_dir: str) -> Any:
         raise ConfigError(f"grpo: {err}") from err
 
 
+def check_launch(args: Any) -> None:
+    """Refuse a multi-process launch whose processes did not form one process group (each
+    would train alone and overwrite the others' files), and say when an FSDP launch runs on
+    CPU (accelerate applies FSDP only on GPU-like devices: the run is plain data-parallel)."""
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > 1 and args.world_size != launched:
+        raise ConfigError(
+            f"{launched} processes were launched but the trainer sees a world of {args.world_size}: on a "
+            "machine without GPUs multi-process training runs on CPU with gloo and needs use_cpu (the default "
+            "there; was it set to false?)"
+        )
+    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true" and args.device.type == "cpu":
+        log.warning("FSDP was requested but training runs on CPU, where accelerate does not shard: plain data-parallel")
+
+
+_INDEXED_CPU_RESTORE = False
+
+
+def allow_indexed_cpu_restore() -> None:
+    """Let ``torch.load`` restore storages to ``cpu:N``. In a multi-process CPU launch
+    (``accelerate launch --multi_gpu`` on a machine without GPUs: gloo) accelerate's device
+    is ``cpu:<local rank>``, transformers loads the optimizer state of a resumed checkpoint
+    with ``map_location`` = that device, and torch only knows how to restore to ``cpu``:
+    resuming failed. Registered through torch's own extension point, once per process."""
+    global _INDEXED_CPU_RESTORE
+    if _INDEXED_CPU_RESTORE:
+        return
+    import torch
+
+    def restore(storage: Any, location: str) -> Any:
+        return storage if location.startswith("cpu:") else None
+
+    torch.serialization.register_package(11, lambda storage: None, restore)
+    _INDEXED_CPU_RESTORE = True
+
+
 def _resume_path(value: Any, output_dir: str) -> str | None:
     """``resume_from_checkpoint``: a folder, or true for the latest one in output_dir."""
     if value in (None, False, "", "false", "False"):
         return None
+    allow_indexed_cpu_restore()
     if value in (True, "true", "True", "last", "latest"):
         from transformers.trainer_utils import get_last_checkpoint
 
@@ -316,8 +436,13 @@ def _resume_path(value: Any, output_dir: str) -> str | None:
     return str(value)
 
 
-def save_final(trainer: Any, tokenizer: Any, output_dir: str) -> str:
-    """Save the trained policy (LoRA merged into the base weights) to ``output_dir/final``."""
+#: Written next to a trained model: what ``checkpoint:`` needs to prompt it as trained.
+DETECTOR_INFO = "anomamind_detector.json"
+
+
+def save_final(trainer: Any, tokenizer: Any, output_dir: str, detector_prompt: str | None = None) -> str:
+    """Save the trained policy (LoRA merged into the base weights) to ``output_dir/final``,
+    with the prompt style of its training data in ``final/anomamind_detector.json``."""
     final = Path(output_dir) / "final"
     model = trainer.accelerator.unwrap_model(trainer.model)
     if hasattr(model, "merge_and_unload"):
@@ -326,6 +451,7 @@ def save_final(trainer: Any, tokenizer: Any, output_dir: str) -> str:
         final.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(str(final))
         tokenizer.save_pretrained(str(final))
+        (final / DETECTOR_INFO).write_text(json.dumps({"detector_prompt": detector_prompt or "full"}))
     return str(final)
 
 
@@ -361,19 +487,85 @@ def _summary(trainer: Any, output_dir: str, final: str, result: Any, callback: A
 # ----------------------------------------------------------------------------- entry
 
 
-def train_grpo(cfg: TrainConfig, output_dir: str) -> dict[str, Any]:
-    """Build TRL's GRPOTrainer from ``cfg`` and train; returns the run summary."""
+@dataclass
+class Rollout:
+    """What a rollout mode adds to the trainers: TRL's ``environment_factory``, the prompt
+    length overhead (tool schemas, instructions), a validation answer function, callbacks
+    and the conversion of SFT rows to the mode's turns (all empty for single-turn rollouts)."""
+
+    environment_factory: Any = None
+    tools: list[Any] | None = None
+    prompt_suffix: str = ""
+    answer: Any = None
+    callbacks: list[Any] = field(default_factory=list)
+    sft_rows: Any = None
+
+
+def log_prompt_overhead(tokenizer: Any, dataset: Any, rollout: Rollout) -> None:
+    """Say how many tokens environment rollouts add to a prepared prompt (the instructions
+    and the tool schemas; the same for every row)."""
+    if rollout.tools is None or dataset is None or len(dataset) == 0:
+        return
+    prompt = [dict(m) for m in dataset[0]["prompt"]]
+    before = prompt_tokens(tokenizer, prompt)
+    prompt[-1]["content"] = prompt[-1]["content"] + rollout.prompt_suffix
+    log.info("environment rollouts add %d tokens (instructions, tool schemas) to each prepared prompt of %d",
+             prompt_tokens(tokenizer, prompt, rollout.tools) - before, before)
+
+
+def build_rollout(cfg: TrainConfig, tokenizer: Any, output_dir: str, chat_template_kwargs: dict[str, Any] | None) -> Rollout:
+    """The environment of ``rollout: environment`` over the prepared dataset (the tokenizer
+    gets a chat template that renders tools), or nothing for single-turn rollouts."""
+    if cfg.rollout != "environment":
+        return Rollout()
+    from anomamind.rl.environment import (
+        RolloutContext,
+        environment_sft_dataset,
+        make_stats_callback,
+        trajectories_path,
+    )
+    from anomamind.rl.environment_play import environment_answers
+    from anomamind.rl.tool_template import ensure_tool_template
+
+    ensure_tool_template(tokenizer)
+    section = cfg.environment
+    context = RolloutContext(
+        cfg.data.path, section, cfg.rewards, trajectories_path(output_dir) if section.trajectories else None
+    )
+
+    def answer(model: Any, rows: list[dict[str, Any]]) -> list[str]:
+        return environment_answers(
+            model, tokenizer, context, rows, max_new_tokens=cfg.validation.max_new_tokens,
+            batch_size=cfg.validation.batch_size, chat_template_kwargs=chat_template_kwargs,
+        )
+
+    return Rollout(
+        environment_factory=context.new_environment,
+        tools=context.tool_schemas(),
+        prompt_suffix=context.instructions,
+        answer=answer,
+        callbacks=[make_stats_callback(context)],
+        sft_rows=lambda dataset: environment_sft_dataset(dataset, context),
+    )
+
+
+def train_grpo(cfg: TrainConfig, output_dir: str, callbacks: list[Any] | None = None) -> dict[str, Any]:
+    """Build TRL's GRPOTrainer from ``cfg`` and train; returns the run summary.
+    ``callbacks``: extra ``TrainerCallback`` objects (tests, experiments)."""
     from trl import GRPOTrainer
 
     from anomamind.rl.train_progress import use_run_progress
     from anomamind.rl.validation import make_validation_callback
 
     args = grpo_args(cfg, output_dir)
+    check_launch(args)
     model, tokenizer = load_policy(cfg.model)
+    rollout = build_rollout(cfg, tokenizer, output_dir, args.chat_template_kwargs)
     train, validation = load_splits(cfg.data)
     train = filter_long_prompts(train, tokenizer, cfg.data.max_prompt_tokens)
     validation = filter_long_prompts(validation, tokenizer, cfg.data.max_prompt_tokens)
-    funcs, _ = build_reward_functions(cfg.rewards)
+    log_prompt_overhead(tokenizer, train, rollout)
+    funcs, _ = reward_functions(cfg)
     rows = _validation_rows(validation, cfg.validation, cfg.data.seed)
     callback = None
     trainer = GRPOTrainer(
@@ -383,17 +575,49 @@ def train_grpo(cfg: TrainConfig, output_dir: str) -> dict[str, Any]:
         train_dataset=train,
         processing_class=tokenizer,
         peft_config=peft_config(cfg.model),
+        environment_factory=rollout.environment_factory,
+        callbacks=callbacks,
     )
+    for extra in rollout.callbacks:
+        trainer.callback_handler.callbacks.insert(0, extra)  # before the loggers see `logs`
     if rows:
         callback = make_validation_callback(
-            rows, cfg.validation, tokenizer, output_dir, cfg.rewards, args.chat_template_kwargs
+            rows, cfg.validation, tokenizer, output_dir, cfg.rewards, args.chat_template_kwargs, rollout.answer
         )
         trainer.callback_handler.callbacks.insert(0, callback)  # before the loggers see `logs`
     use_run_progress(trainer, trainer_log_path(output_dir))
     result = trainer.train(resume_from_checkpoint=_resume_path(args.resume_from_checkpoint, output_dir))
     _write_history(trainer, output_dir)
-    final = save_final(trainer, tokenizer, output_dir)
+    final = save_final(trainer, tokenizer, output_dir, prepared_prompt_style(cfg.data.path))
     return _summary(trainer, output_dir, final, result, callback)
+
+
+def _config_path(path: str) -> Path:
+    """``path`` as given, else relative to the repository (configs/train/...)."""
+    from anomamind.paths import REPO_ROOT
+
+    for candidate in (Path(path), REPO_ROOT / path):
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"warm_start.config: no such file {path!r}")
+
+
+def run_warm_start(cfg: TrainConfig, output_dir: str) -> dict[str, Any]:
+    """Train (or reuse) the SFT warm start of ``cfg`` in ``output_dir/warm_start`` and
+    point ``cfg.model`` at its final model; returns the SFT run's summary. The SFT run gets
+    ``cfg``'s rollout and environment (environment rollouts warm-start on submissions)."""
+    path = _config_path(str(cfg.warm_start.config))
+    if load_train_config(path).mode != "sft":
+        raise ConfigError(f"warm_start.config {path} is not a `mode: sft` train config")
+    out = Path(output_dir) / "warm_start"
+    if (out / "final" / "config.json").is_file() and (out / "summary.json").is_file():
+        log.info("warm start: reusing %s", out / "final")
+        summary = json.loads((out / "summary.json").read_text())
+    else:
+        rollout = [f"rollout={cfg.rollout}", f"environment={json.dumps(to_dict(cfg.environment))}"]
+        summary = train_from_config(path, [f"data.path={cfg.data.path}", *rollout, *cfg.warm_start.overrides], str(out))
+    cfg.model.name_or_path, cfg.model.gguf_file = str(out / "final"), None
+    return summary
 
 
 def train_from_config(
@@ -401,12 +625,14 @@ def train_from_config(
     overrides: list[str] | None = None,
     output_dir: str | None = None,
     trainer_args: dict[str, Any] | None = None,
+    callbacks: list[Any] | None = None,
 ) -> dict[str, Any]:
     """Train from a config file (see the module docstring) and return the run summary
     (``checkpoint``: the final model folder, ``train_loss``, validation before/after).
 
     ``overrides`` are ``a.b=value`` strings; ``trainer_args`` are typed GRPOConfig (or
     SFTConfig) fields from the command line, applied last; ``output_dir`` wins over both.
+    ``callbacks``: extra ``TrainerCallback`` objects for the GRPO trainer.
     """
     cfg = load_train_config(config_path, overrides)
     section = cfg.sft if cfg.mode == "sft" else cfg.grpo
@@ -416,6 +642,7 @@ def train_from_config(
         raise ConfigError(f"{config_path}: no output directory (give --out or {cfg.mode}.output_dir)")
     section.pop("output_dir", None)
     Path(out).mkdir(parents=True, exist_ok=True)
+    warm_start = run_warm_start(cfg, str(out)) if cfg.mode == "grpo" and cfg.warm_start.config else None
     (Path(out) / "train_config.json").write_text(json.dumps(to_dict(cfg), indent=1, default=str))
     with log_to_file(run_log_path(str(out))) as handler:
         log.info("training (%s) from %s, overrides %s, into %s", cfg.mode, config_path, overrides or [], out)
@@ -424,8 +651,10 @@ def train_from_config(
 
             summary = train_sft(cfg, str(out))
         else:
-            summary = train_grpo(cfg, str(out))
+            summary = train_grpo(cfg, str(out), callbacks)
         log.info("finished: %s", json.dumps(summary, default=str))
+    if warm_start is not None:
+        summary["warm_start"] = warm_start
     summary.update(logs=str(Path(out) / "logs"), log_warnings=handler.warnings)
     (Path(out) / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     return summary

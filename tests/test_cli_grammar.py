@@ -99,7 +99,7 @@ def test_the_accelerate_entry_point_takes_the_train_grammar(monkeypatch, tmp_pat
     calls = []
     monkeypatch.setattr(train_module, "train_from_config", lambda *a: calls.append(a) or {})
     assert script.main(["--config", "c.yaml", "--out", "runs/x", "--set", "grpo.max_steps=2"]) == 0
-    assert calls == [("c.yaml", ["grpo.max_steps=2"], "runs/x", {})]
+    assert calls == [("c.yaml", ["grpo.max_steps=2"], "runs/x", {}, None)]  # callbacks: none
 
 
 def test_train_keeps_the_old_spellings_with_a_note(tmp_path, monkeypatch, capsys) -> None:
@@ -168,7 +168,7 @@ def test_prepare_passes_the_set_options_to_its_agent(monkeypatch) -> None:
                  "--set", "knowledge.SYNTHETIC.thresholds.spike=7"]) == 0
     cfg = seen[0]
     assert cfg.agent_options == {"disable": ["localization"], "knowledge.SYNTHETIC.thresholds.spike": 7}
-    agent = prepare._make_agent(cfg)  # the ablation and the config override reach the workflow
+    agent = prepare.make_agent(cfg)  # the ablation and the config override reach the workflow
     assert agent.workflow.config.disable == ("localization",)
     assert agent.role_config["config"]["knowledge"] == {"SYNTHETIC": {"thresholds": {"spike": 7}}}
 
