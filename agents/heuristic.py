@@ -19,9 +19,11 @@ The actor runs its calls through the workflow's toolbox, the shared tool registr
 feature extraction is off. No role reads the labels.
 
 A dataset the knowledge memory has no entry for gets label-free settings: each feature's
-threshold is raised to the series' own peaks-over-threshold level at the settings'
-``false_alarm_rate``, and the labelling convention (points or ranges) follows the length
-anomalies are expected to have, ``event_fraction`` of the series' period.
+threshold is raised to the level the series' normal points exceed at the settings'
+``false_alarm_rate`` (their tail extrapolated from the bulk below the top
+``contamination`` of the scores, so dense anomalies barely raise it), and the labelling
+convention (points or ranges) follows the length anomalies are expected to have,
+``event_fraction`` of the series' period.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from anomamind.tools.calibration import CONTAMINATION
 from anomamind.tools.features_profile import FEATURES, runs_above, spectral_residual_saliency
 from anomamind.agents.parsing import render_detection
 from anomamind.agents.roles import (
@@ -79,7 +82,9 @@ class DetectionSettings:
     (:meth:`event_length`); the continuous score spreads evidence over that length.
     Label-free settings (datasets without a knowledge entry) add ``false_alarm_rate``, the
     rate at which each feature's threshold is set from the series' own tail
-    (:meth:`FeatureProfile.tail_threshold`; the configured threshold stays the floor), and
+    (:meth:`FeatureProfile.tail_threshold`; the configured threshold stays the floor),
+    ``contamination``, the share of the top scores that tail is not read from (so
+    anomalies on a few percent of the points barely raise it; tools/calibration.py), and
     ``ranges``, settings overlaid when the expected length is 2 points or more (anomalies
     labelled as ranges rather than points).
     """
@@ -96,6 +101,7 @@ class DetectionSettings:
     confidence_levels: tuple[float, float] = (1.5, 2.5)
     event_fraction: float = 0.0
     false_alarm_rate: float | None = None
+    contamination: float = CONTAMINATION
     ranges: dict[str, Any] | None = None
     description: str = ""
 
@@ -110,6 +116,8 @@ class DetectionSettings:
         rate = data.get("false_alarm_rate")
         if rate is not None and not 0 < float(rate) < 1:
             raise ValueError(f"false_alarm_rate must be in (0, 1) or null, got {rate}")
+        if not 0 < float(data.get("contamination", CONTAMINATION)) <= 0.25:
+            raise ValueError(f"contamination must be in (0, 0.25], got {data['contamination']}")
         if data.get("ranges") is not None:
             overlay = data["ranges"]
             if not isinstance(overlay, dict):
@@ -220,7 +228,8 @@ class HeuristicPlanner:
                 if thr is None or feature not in available:
                     continue
                 if rate is not None:  # label-free: the series' own tail, the setting as floor
-                    thr = max(thr, task.context.tail_threshold(feature, task.window.start, rate))
+                    tail = task.context.tail_threshold(feature, task.window.start, rate, settings.contamination)
+                    thr = max(thr, tail)
                 thr = round(float(thr), 3)
                 args = {"feature": feature, "threshold": thr, "low": round(thr * settings.hysteresis, 3)}
                 calls.append(ToolCall("feature_runs", args, f"c{len(calls)}"))
@@ -230,6 +239,7 @@ class HeuristicPlanner:
                 + (f" ({settings.description})" if settings.description and source.startswith("knowledge") else "")
                 + (
                     f", raised to this series' own tail at a false-alarm rate of {rate:g}"
+                    + f" (extrapolated from its bulk below the top {settings.contamination:.0%})"
                     + f" ({', '.join(f'{k} z > {v:g}' for k, v in thresholds.items())})"
                     if rate is not None
                     else ""
@@ -258,7 +268,7 @@ class HeuristicPlanner:
         if convention:
             info["convention"] = convention
         if settings.false_alarm_rate is not None:
-            info["false_alarm_rate"] = settings.false_alarm_rate
+            info.update(false_alarm_rate=settings.false_alarm_rate, contamination=settings.contamination)
         step = Step("planner", [], text, tool_calls=list(calls), info=info)
         step.seconds = time.perf_counter() - t0
         return PlanOutput(text, calls, thresholds, step)

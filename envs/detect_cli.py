@@ -86,7 +86,7 @@ def _build(args: argparse.Namespace) -> tuple[Series, Any, dict[str, Any]]:
     """The series, the detector and its options; DataError/ConfigError on bad input."""
     from anomamind.cli_options import detector_options
     from anomamind.config import ConfigError
-    from anomamind.eval.registry import UnknownDetectorError, create_detector
+    from anomamind.eval.registry import UnknownDetectorError, create_detector, takes_config_overrides
 
     series = load_source(args.source, args.column)
     if args.dataset or len(args.knowledge) == 1:
@@ -97,11 +97,16 @@ def _build(args: argparse.Namespace) -> tuple[Series, Any, dict[str, Any]]:
     if args.knowledge:
         options["knowledge_files"] = [str(Path(f).resolve()) for f in args.knowledge]
     try:
-        return series, create_detector(args.detector, **options), options
+        reads_knowledge = not args.knowledge or takes_config_overrides(args.detector)
+        detector = create_detector(args.detector, **options) if reads_knowledge else None
     except UnknownDetectorError as err:
         raise ConfigError(str(err)) from None
     except (TypeError, ValueError, ImportError) as err:  # a bad option, a missing optional dependency
         raise ConfigError(f"detector {args.detector!r} cannot be built: {err}") from None
+    if detector is None:
+        raise ConfigError(f"--knowledge applies only to the agents (heuristic-agent, llm-agent); "
+                          f"{args.detector!r} does not read the knowledge memory")
+    return series, detector, options
 
 
 def run_detect(args: argparse.Namespace) -> int:

@@ -164,6 +164,14 @@ def route_config_overrides(factory: Any, options: dict[str, Any]) -> dict[str, A
     return routed
 
 
+def takes_config_overrides(spec: str) -> bool:
+    """Whether the detector named ``spec`` takes overrides of its config file (the agents),
+    and so the knowledge memory's options."""
+    key, _ = _resolve(spec)
+    module_name, attr = _entry(key).factory.split(":")
+    return "overrides" in inspect.signature(getattr(importlib.import_module(module_name), attr)).parameters
+
+
 def create_detector(spec: str, **options: Any) -> SeriesDetector:
     """Build the detector named ``spec`` (e.g. ``"sr"`` or ``"rules:out/rules/YAHOO"``)."""
     key, argument = _resolve(spec)

@@ -28,12 +28,14 @@ It also derives what the heuristic agent uses on a dataset the memory has no ent
   series point-F1 of :class:`DecisionReplica` (the detector's thresholding over a whole
   series: hysteresis runs per feature, unioned and merged; no windows, locator gating or
   evaluator, so a proxy, fast enough to search; the benchmark then runs the real agent):
-  first the target false-alarm rate of the peaks-over-threshold calibration (each
-  threshold raised to the series' own tail at that rate, tools/calibration.py; one rate
-  for all), feature thresholds (the floors) shared by both conventions and the ranges
-  convention's hysteresis and merge gap; then the ranges convention's own thresholds and
-  extent, refined on the series it applies to. The points convention labels exactly the
-  exceeding points (hysteresis 1, no merge).
+  first the target false-alarm rate and the contamination of the calibration (each
+  threshold raised to the level the series' normal points exceed at that rate, their
+  tail extrapolated from the bulk below the top ``contamination`` of the points,
+  tools/calibration.py; one rate and one contamination for all), feature thresholds
+  (the floors) shared by both conventions and the ranges convention's hysteresis and
+  merge gap; then the ranges convention's own thresholds and extent, refined on the
+  series it applies to. The points convention labels exactly the exceeding points
+  (hysteresis 1, no merge).
 
 ``--exclude DATASET`` writes a knowledge directory derived without that dataset (for the
 leave-one-dataset-out benchmark, scripts/bench_unseen_datasets.py): configs/knowledge
@@ -67,6 +69,7 @@ from anomamind.tools.context import ToolContext
 from anomamind.tools.features_global import deseasonalised, phase_scale, same_phase_deviation, spectral_residual_score
 from anomamind.tools.features_local import level_step_scale, level_step
 from anomamind.tools.evidence import runs
+from anomamind.tools.calibration import CONTAMINATION, tail_level
 from anomamind.tools.features_profile import FEATURES, FeatureProfile, runs_above
 from anomamind.tools.localization import evidence_scores
 
@@ -210,9 +213,11 @@ def update_file(path: Path, derived: dict, how: str) -> None:
 #: Search grids: feature thresholds (robust z; None switches a feature off), target
 #: false-alarm rates of the calibration (at most 1% of a series' points per feature: a
 #: larger budget is no longer a false-alarm rate when anomalies are about 1% of points),
-#: the ranges convention's hysteresis and merge gap.
+#: its contamination (the share of a series' top scores the tail is not read from, so
+#: anomalies on a few percent of the points do not raise the thresholds), the ranges convention's hysteresis and merge gap.
 FLOOR_GRID = (None, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0)
 RATE_GRID = (0.01, 0.005, 0.002, 0.001)
+CONTAMINATION_GRID = (0.05, 0.1, 0.15, 0.2)
 HYSTERESIS_GRID = (0.4, 0.5, 0.6, 0.7, 0.8, 1.0)
 GAP_GRID = (0, 1, 2, 3, 5, 8)
 #: The points convention: exactly the points above the threshold.
@@ -224,13 +229,15 @@ SEARCH_PASSES = 3
 class SeriesEvidence:
     """What the search needs of one dev series: each feature's robust z (whole-series mode,
     the agent's own FeatureProfile), its period, its label counts, and each feature's
-    calibrated threshold per rate of RATE_GRID."""
+    calibrated threshold per rate of RATE_GRID and contamination of CONTAMINATION_GRID
+    (computed on load from the cached z, so the cache never holds another calibration's
+    levels)."""
 
     dataset: str
     name: str
     period: int
     z: dict[str, np.ndarray]
-    tails: dict[tuple[str, float], float]
+    tails: dict[tuple[str, float, float], float]
     label_cumsum: np.ndarray
     label_runs: np.ndarray  # (k, 2) inclusive labelled intervals
 
@@ -246,19 +253,20 @@ def series_evidence(path: Path, cache: Path) -> SeriesEvidence:
         series = load_series(path)
         profile = FeatureProfile.build(series.values)
         arrays = {f"z_{f}": profile.zscores(f, 0, profile.n).astype(np.float32) for f in profile.features}
-        for f in profile.features:
-            arrays[f"tail_{f}"] = np.array([profile.tail_threshold(f, 0, rate) for rate in RATE_GRID])
         cache.mkdir(parents=True, exist_ok=True)
         np.savez(cached, labels=series.labels, period=np.array([profile.period]), dataset=np.array([series.dataset]), **arrays)
     with np.load(cached) as data:
         labels = data["labels"].astype(bool)
-        features = [f for f in FEATURES if f"z_{f}" in data]
+        z = {f: data[f"z_{f}"].astype(np.float64) for f in FEATURES if f"z_{f}" in data}
         return SeriesEvidence(
             dataset=str(data["dataset"][0]),
             name=path.stem,
             period=int(data["period"][0]),
-            z={f: data[f"z_{f}"] for f in features},
-            tails={(f, rate): float(t) for f in features for rate, t in zip(RATE_GRID, data[f"tail_{f}"])},
+            z=z,
+            tails={
+                (f, rate, share): tail_level(z[f], rate, share)
+                for f in z for rate in RATE_GRID for share in CONTAMINATION_GRID
+            },
             label_cumsum=np.concatenate(([0], np.cumsum(labels))).astype(np.int64),
             label_runs=np.array(runs(labels), dtype=np.int64).reshape(-1, 2),
         )
@@ -317,50 +325,72 @@ def is_ranges(evidence: SeriesEvidence, event_fraction: float) -> bool:
     return evidence.period > 0 and round(evidence.period * event_fraction) >= 2
 
 
+def series_f1(replica: DecisionReplica, settings: dict, event_fraction: float) -> np.ndarray:
+    """Each series' point F1 under label-free ``settings`` (``false_alarm_rate``,
+    ``contamination``; ``points`` and ``ranges``, each with its ``thresholds``, ranges also
+    with ``hysteresis`` and ``merge_gap``), in the replica's order."""
+    rate, share = settings["false_alarm_rate"], settings["contamination"]
+    scores = np.zeros(len(replica.evidence))
+    for i, ev in enumerate(replica.evidence):
+        convention = settings["ranges"] if is_ranges(ev, event_fraction) else {**settings["points"], **POINTS}
+        thresholds = {
+            f: max(t, ev.tails[(f, rate, share)]) for f, t in convention["thresholds"].items() if t is not None and f in ev.z
+        }
+        scores[i] = replica.f1(i, thresholds, convention["hysteresis"], convention["merge_gap"])
+    return scores
+
+
+def dataset_weights(evidence: list[SeriesEvidence]) -> np.ndarray:
+    """Each series' weight in the mean over datasets of the mean series F1."""
+    counts: dict[str, int] = {}
+    for ev in evidence:
+        counts[ev.dataset] = counts.get(ev.dataset, 0) + 1
+    return np.array([1.0 / (len(counts) * counts[ev.dataset]) for ev in evidence])
+
+
 def label_free_score(
     replica: DecisionReplica, settings: dict, event_fraction: float
 ) -> tuple[float, dict[str, float]]:
     """Mean over datasets of the mean series F1 under label-free ``settings``
-    (``false_alarm_rate``; ``points`` and ``ranges``, each with its ``thresholds``, ranges
-    also with ``hysteresis`` and ``merge_gap``), and the per-dataset means."""
-    by_dataset: dict[str, list[float]] = {}
-    rate = settings["false_alarm_rate"]
-    for i, ev in enumerate(replica.evidence):
-        convention = settings["ranges"] if is_ranges(ev, event_fraction) else {**settings["points"], **POINTS}
-        thresholds = {
-            f: max(t, ev.tails[(f, rate)]) for f, t in convention["thresholds"].items() if t is not None and f in ev.z
-        }
-        f1 = replica.f1(i, thresholds, convention["hysteresis"], convention["merge_gap"])
-        by_dataset.setdefault(ev.dataset, []).append(f1)
-    means = {d: float(np.mean(v)) for d, v in sorted(by_dataset.items())}
+    (:func:`series_f1`), and the per-dataset means."""
+    scores = series_f1(replica, settings, event_fraction)
+    datasets = np.array([ev.dataset for ev in replica.evidence])
+    means = {d: float(scores[datasets == d].mean()) for d in sorted(set(datasets))}
     return float(np.mean(list(means.values()))), means
 
 
 def tune_label_free(evidence: list[SeriesEvidence], event_fraction: float, start: dict) -> tuple[dict, dict[str, float]]:
-    """Coordinate search from the generic thresholds ``start`` and a 1% rate, in two
-    stages: the rate, thresholds shared by both conventions (so they are judged on every
-    dataset) and the ranges extent; then the ranges convention's own thresholds and extent,
-    refined from the shared ones."""
+    """Coordinate search from the generic thresholds ``start``, a 1% rate and the default
+    contamination, in two stages: the rate, the contamination, thresholds shared by both
+    conventions (so they are judged on every dataset) and the ranges extent; then the ranges
+    convention's own thresholds and extent, refined from the shared ones on the series it
+    applies to (each dataset's mean over its ranges series, so a dataset with few of them
+    is not outweighed by one with many)."""
     replica = DecisionReplica(evidence)
     floors = {f: start.get("thresholds", {}).get(f) for f in FEATURES}
     settings = {
         "false_alarm_rate": 0.01,
+        "contamination": CONTAMINATION,
         "points": {"thresholds": dict(floors)},
         "ranges": {"thresholds": dict(floors), "hysteresis": 0.5, "merge_gap": 5},
     }
     extent = [(("ranges",), "hysteresis", HYSTERESIS_GRID), (("ranges",), "merge_gap", GAP_GRID)]
-    shared = [((), "false_alarm_rate", RATE_GRID)] + [(("shared",), f, FLOOR_GRID) for f in FEATURES] + extent
+    calibration = [((), "false_alarm_rate", RATE_GRID), ((), "contamination", CONTAMINATION_GRID)]
+    shared = calibration + [(("shared",), f, FLOOR_GRID) for f in FEATURES] + extent
     settings = _coordinate_search(replica, settings, event_fraction, shared)
-    if any(is_ranges(ev, event_fraction) for ev in evidence):
+    ranged = [ev for ev in evidence if is_ranges(ev, event_fraction)]
+    if ranged:
         own = [(("ranges", "thresholds"), f, FLOOR_GRID) for f in FEATURES] + extent
-        settings = _coordinate_search(replica, settings, event_fraction, own)
+        settings = _coordinate_search(DecisionReplica(ranged), settings, event_fraction, own)
     return settings, label_free_score(replica, settings, event_fraction)[1]
 
 
 def _coordinate_search(replica: DecisionReplica, settings: dict, event_fraction: float, candidates: list) -> dict:
-    """At most SEARCH_PASSES passes over ``(path, key, grid)`` candidates; the path
-    ``("shared",)`` sets a threshold of both conventions at once."""
-    best, _ = label_free_score(replica, settings, event_fraction)
+    """At most SEARCH_PASSES passes over ``(path, key, grid)`` candidates, maximising the
+    mean over datasets of the mean series F1; the path ``("shared",)`` sets a threshold of
+    both conventions at once."""
+    weights = dataset_weights(replica.evidence)
+    best = series_f1(replica, settings, event_fraction)
     for _ in range(SEARCH_PASSES):
         improved = False
         for path, key, grid in candidates:
@@ -371,9 +401,9 @@ def _coordinate_search(replica: DecisionReplica, settings: dict, event_fraction:
                     targets = [t[part] for t in targets]
                 for target in targets:
                     target[key] = value
-                score, _ = label_free_score(replica, trial, event_fraction)
-                if score > best + 1e-4:
-                    best, settings, improved = score, trial, True
+                scores = series_f1(replica, trial, event_fraction)
+                if float(weights @ (scores - best)) > 1e-4:
+                    best, settings, improved = scores, trial, True
         if not improved:
             break
     return settings
@@ -388,7 +418,8 @@ def label_free_section(settings: dict, per_dataset: dict[str, float], data_dir: 
             f"{', '.join(per_dataset)}) on {time.strftime('%Y-%m-%d')}: coordinate search on the mean over these "
             "datasets of the mean series point F1 of the detector's whole-series thresholding (a proxy of the "
             f"full workflow; proxy F1 {f1_text}). Used for datasets without an entry of their own: each "
-            "threshold is raised to the series' own peaks-over-threshold level at false_alarm_rate; series "
+            "threshold is raised to the level the series' normal points exceed at false_alarm_rate (their tail "
+            "extrapolated from the bulk below the top contamination of the points); series "
             f"whose anomalies are expected to span >= 2 points (event_fraction {event_fraction} of the period) "
             "use the ranges overlay, the others label exactly the exceeding points."
         ),
@@ -396,6 +427,7 @@ def label_free_section(settings: dict, per_dataset: dict[str, float], data_dir: 
         "hysteresis": POINTS["hysteresis"],
         "merge_gap": POINTS["merge_gap"],
         "false_alarm_rate": settings["false_alarm_rate"],
+        "contamination": settings["contamination"],
         "event_fraction": event_fraction,
         "ranges": {
             "thresholds": _floats(settings["ranges"]["thresholds"]),

@@ -73,7 +73,7 @@ def test_detect_runs_on_a_users_export_without_labels(tmp_path, capsys, layout):
     assert (out / "detection.png").is_file()
 
 
-def test_detect_with_a_users_knowledge_entry(tmp_path):
+def test_detect_with_a_users_knowledge_entry(tmp_path, capsys):
     path = tmp_path / "latency.csv"
     path.write_text("value\n" + "".join(f"{v:.4f}\n" for v in kpi_values()))
     entry = tmp_path / "mine.yaml"
@@ -87,6 +87,10 @@ def test_detect_with_a_users_knowledge_entry(tmp_path):
     assert record["series"]["dataset"] == "LATENCY"
     assert record["settings"]["settings_source"] == "knowledge memory (LATENCY)"
     assert record["intervals"] == []  # the entry's (absurd) threshold overrides the calibration
+    assert main(["detect", str(path), "--out", str(out), "--knowledge", str(entry), "--detector", "sr"]) == 2
+    message = capsys.readouterr().err.strip()
+    assert message == ("error: --knowledge applies only to the agents (heuristic-agent, llm-agent); "
+                       "'sr' does not read the knowledge memory")
     entry.write_text("dataset: X\n")
     assert main(["detect", str(path), "--out", str(out), "--knowledge", str(entry)]) == 2
 

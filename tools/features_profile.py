@@ -140,7 +140,7 @@ class FeatureProfile:
     residual: dict[str, np.ndarray]
     min_reference: int = MIN_PREFIX
     _scales: dict[tuple[str, int], float] = field(default_factory=dict, repr=False)
-    _tails: dict[tuple[str, int, float], float] = field(default_factory=dict, repr=False)
+    _tails: dict[tuple[str, int, float, float], float] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(
@@ -196,17 +196,19 @@ class FeatureProfile:
         centre, scale = self.center_and_scale(feature, start if scale_at is None else scale_at)
         return np.abs(self.residual[feature][start:end] - centre) / scale
 
-    def tail_threshold(self, feature: str, start: int, rate: float) -> float:
-        """The robust z that a fraction ``rate`` of the reference's points exceed, by a
-        generalised Pareto fit of its upper tail (tools/calibration.py); the reference is
-        the one the scales use (the whole series, or in causal mode the prefix before the
-        window), so causal calibration reads only the past."""
+    def tail_threshold(self, feature: str, start: int, rate: float, contamination: float) -> float:
+        """The robust z that a fraction ``rate`` of the reference's normal points exceed,
+        extrapolated from the bulk below its top ``contamination`` (tools/calibration.py,
+        so dense anomalies barely raise it); the reference is the one the scales use (the
+        whole series, or in causal mode the prefix before the window), so causal
+        calibration reads only the past."""
         ref_end = self._reference_end(start)
-        key = (feature, ref_end, float(rate))
+        key = (feature, ref_end, float(rate), float(contamination))
         if key not in self._tails:
-            from anomamind.tools.calibration import pot_threshold
+            from anomamind.tools.calibration import tail_level
 
-            self._tails[key] = pot_threshold(self.zscores(feature, 0, ref_end, scale_at=start), rate)
+            z = self.zscores(feature, 0, ref_end, scale_at=start)
+            self._tails[key] = tail_level(z, rate, contamination)
         return self._tails[key]
 
     def signed(self, feature: str, start: int, end: int) -> np.ndarray:
