@@ -62,8 +62,23 @@ def plot_detection(series: Series, intervals: list[Any], path: Path) -> None:
     plt.close(fig)
 
 
+def failure_line(n_windows: int, info: dict[str, Any]) -> str:
+    """``"2 of 3 windows failed (timeout: 1, parse: 1; first timeout: ...)"``, or ``"0 of 3
+    windows failed"``: the per-window failures a series prediction's ``info`` counts."""
+    kinds: dict[str, int] = info.get("window_failures") or {}
+    failed = sum(kinds.values())
+    line = f"{failed} of {n_windows} windows failed"
+    if not failed:
+        return line
+    counts = ", ".join(f"{kind}: {count}" for kind, count in sorted(kinds.items(), key=lambda kv: -kv[1]))
+    firsts = "; ".join(f"first {kind}: {message}" for kind, message in (info.get("first_errors") or {}).items())
+    return f"{line} ({counts}; {firsts})"
+
+
 def run_detect(args: argparse.Namespace) -> int:
+    from anomamind.agents.backends.base import BackendError
     from anomamind.envs.detectors import make_heuristic_agent, make_llm_agent
+    from anomamind.envs.workflow import WorkflowAborted
 
     try:
         series = load_source(args.source)
@@ -79,23 +94,38 @@ def run_detect(args: argparse.Namespace) -> int:
     if args.causal:
         options["causal"] = True
     agent = factory(**options)
-    outcome = agent.run(series)
-    intervals = outcome.prediction.intervals or []
-
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    print(f"{series.name}: {len(series)} points, {len(intervals)} interval(s), "
-          f"{outcome.prediction.failed_windows} failed window(s)")
-    for iv in intervals:
-        print(f"  [{iv.start}, {iv.end}]  {iv.type:<18}  confidence {iv.confidence}  {iv.explanation}")
-    record = {
+    record: dict[str, Any] = {
         "series": {"name": series.name, "dataset": series.dataset, "domain": series.domain,
                    "length": len(series), "source": series.source or args.source},
         "agent": args.agent,
-        "intervals": [iv.to_dict() for iv in intervals],
-        "failed_windows": outcome.prediction.failed_windows,
-        "trajectory": [t.to_dict() for t in outcome.trajectories],
     }
+    try:
+        agent.check()
+        outcome = agent.run(series)
+    except BackendError as err:  # at start-up: bad key, dead endpoint, model not served
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except WorkflowAborted as aborted:  # mid-run: keep the windows that finished
+        record.update(aborted=f"{aborted.kind}: {aborted}", trajectory=[o.trajectory.to_dict() for o in aborted.outcomes])
+        (out / "detection.json").write_text(json.dumps(record, default=_json_default))
+        print(f"error: stopped after {len(aborted.outcomes)} finished window(s): {aborted}; "
+              f"they are in {out / 'detection.json'}", file=sys.stderr)
+        return 1
+    intervals = outcome.prediction.intervals or []
+    info = outcome.prediction.info
+    print(f"{series.name}: {len(series)} points, {len(intervals)} interval(s), "
+          f"{failure_line(int(info.get('windows', len(outcome.trajectories))), info)}")
+    for iv in intervals:
+        print(f"  [{iv.start}, {iv.end}]  {iv.type:<18}  confidence {iv.confidence}  {iv.explanation}")
+    record.update(
+        intervals=[iv.to_dict() for iv in intervals],
+        failed_windows=outcome.prediction.failed_windows,
+        window_failures=info.get("window_failures", {}),
+        first_errors=info.get("first_errors", {}),
+        trajectory=[t.to_dict() for t in outcome.trajectories],
+    )
     (out / "detection.json").write_text(json.dumps(record, default=_json_default))
     plot_detection(series, intervals, out / "detection.png")
     print(f"wrote {out / 'detection.json'} and {out / 'detection.png'}")

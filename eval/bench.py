@@ -11,7 +11,9 @@ error in ``per_series.csv``, counted in ``n_failed``) and the run goes on. The f
 is scored as a detector that predicted nothing (all-zero decision and scores): its
 precision, recall, F1 and Best-F1 are 0 and its VUS-PR / Affiliation-F are those of an
 all-zero score, so failures lower the macro averages instead of disappearing from them.
-Failures are not cached: the next run retries them.
+Failures are not cached: the next run retries them. A fatal failure (a detector's
+endpoint refuses the credentials or stops answering) stops the run with
+:class:`BenchAborted`; the finished pairs stay cached, so the same command resumes.
 
 Best-F1 is cross-fitted per (detector, dataset): the series are split into two folds by
 name and each fold's threshold is the candidate that maximises mean F1 on the other fold
@@ -54,6 +56,10 @@ TSBAD_COLUMNS = {
 }
 #: Columns macro-averaged into summary.csv (plus vus_roc, auc_pr, auc_roc).
 SUMMARY_METRICS = ("precision", "recall", "f1", "best_f1", "vus_pr", "affiliation_f")
+
+
+class BenchAborted(RuntimeError):
+    """A detector failed fatally (see the module docstring); the message names the pair."""
 
 
 @dataclass
@@ -176,6 +182,8 @@ def run_pair(task: PairTask) -> dict[str, Any]:
     except Exception as err:  # noqa: BLE001 - any detector error is recorded, the run goes on
         row.update(status="failed", error=f"{type(err).__name__}: {err}", seconds=time.perf_counter() - start)
         row["traceback"] = traceback.format_exc(limit=5)
+        if getattr(err, "fatal", False):
+            row["fatal"] = True  # the driver stops the run
         return row
     row.update(metrics)
     row.update(
@@ -282,7 +290,9 @@ def run_benchmark(
         raise ValueError(f"detector options given for detectors not in the run: {sorted(unknown_option_targets)}")
     for name in detectors:  # validates names and options up front, with the registry's message
         try:
-            _detector_for(name, options[name])
+            detector = _detector_for(name, options[name])
+            if hasattr(detector, "check"):
+                detector.check()  # start-up checks, e.g. the LLM agent's servers
         except UnknownDetectorError:
             raise
         except Exception as err:  # noqa: BLE001 - bad options, missing optional dependency
@@ -311,6 +321,7 @@ def run_benchmark(
             for i in pending:
                 rows[i] = run_pair(tasks[i])
                 bar.update(1)
+                _stop_if_fatal(rows[i], out)
         else:
             with ProcessPoolExecutor(max_workers=workers, initializer=_limit_threads) as pool:
                 futures = {pool.submit(run_pair, tasks[i]): i for i in pending}
@@ -321,6 +332,10 @@ def run_benchmark(
                     except Exception as err:  # noqa: BLE001 - a worker died (e.g. killed for memory)
                         rows[i] = {**_base_row(tasks[i]), "status": "failed", "error": f"worker crashed: {err!r}"}
                     bar.update(1)
+                    if rows[i].get("fatal"):
+                        for other in futures:
+                            other.cancel()
+                    _stop_if_fatal(rows[i], out)
     finally:
         bar.close()
 
@@ -343,6 +358,14 @@ def run_benchmark(
     if sample_plots > 0:
         report.plot_samples(tasks, out / "plots", sample_plots, load_arrays)
     return summary
+
+
+def _stop_if_fatal(row: dict[str, Any], out: Path) -> None:
+    if row.get("fatal"):
+        raise BenchAborted(
+            f"stopped at {row['detector']} on {row['dataset']}/{row['series']}: {row['error']}; "
+            f"finished pairs are cached in {out}, rerun the same command to resume"
+        )
 
 
 def add_cross_fitted_best_f1(per_series: pd.DataFrame, tasks: list[PairTask]) -> pd.DataFrame:

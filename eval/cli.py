@@ -72,7 +72,7 @@ def _fail(message: str) -> int:
 
 def run_bench_command(args: argparse.Namespace) -> int:
     from anomamind.envs.datasets import resolve_data
-    from anomamind.eval.bench import run_benchmark
+    from anomamind.eval.bench import BenchAborted, run_benchmark
     from anomamind.eval.registry import UnknownDetectorError, available_detectors
     from anomamind.types import DataError
 
@@ -110,6 +110,9 @@ def run_bench_command(args: argparse.Namespace) -> int:
         )
     except (UnknownDetectorError, DataError, ValueError) as err:
         return _fail(str(err))
+    except BenchAborted as err:
+        print(f"anomamind bench: error: {err}", file=sys.stderr)
+        return 1
     print(Path(args.out, "table.md").read_text())
     print(f"results in {args.out}/ (summary.csv, per_series.csv, table.md, plots/)")
     return 0

@@ -58,7 +58,13 @@ def _prepare(args: argparse.Namespace) -> int:
         max_windows_per_series=args.max_windows_per_series, window=args.window,
         stride=args.stride, seed=args.seed, cache_dir=args.cache_dir,
     )
-    summary = prepare_dataset(cfg)
+    try:
+        summary = prepare_dataset(cfg)
+    except Exception as err:
+        if not getattr(err, "fatal", False):
+            raise
+        print(f"error: {err}", file=sys.stderr)  # LLM roles: refused key, dead endpoint
+        return 1
     for split, info in summary["splits"].items():
         print(f"{split}: {info['windows']} windows ({info['anomalous_windows']} anomalous) from {len(info['series'])} series")
     for failure in summary["failures"]:

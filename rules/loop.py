@@ -35,6 +35,9 @@ from anomamind.rules.scoring import MacroF1, combine
 
 log = logging.getLogger(__name__)
 
+#: Characters of a rejected candidate's code kept as its sample.
+REJECTED_SAMPLE_CHARS = 600
+
 
 @dataclass
 class OfflineOptions:
@@ -43,11 +46,17 @@ class OfflineOptions:
     bootstrap: float = 0.8
 
 
+def _default_llm_backend() -> dict[str, Any]:
+    return {"kind": "openai", "base_url": "http://127.0.0.1:8000/v1", "model": "default", "api_key_env": "OPENAI_API_KEY"}
+
+
 @dataclass
 class LLMOptions:
-    base_url: str = "http://127.0.0.1:8000/v1"
-    model: str = "default"
-    api_key_env: str | None = "OPENAI_API_KEY"
+    """The LLM proposer: ``backend`` takes the keys of a backend in configs/agents/llm.yaml
+    (kind, base_url, model, api_key_env, timeout_s, max_retries, context_tokens, ...:
+    agents/backends/factory.BackendConfig), then the sampling settings."""
+
+    backend: dict[str, Any] = field(default_factory=_default_llm_backend)
     temperature: float = 0.7
     max_tokens: int = 1500
     example_windows: int = 3
@@ -68,6 +77,7 @@ class RuleTrainConfig:
     time_budget_s: float = 1800.0
     top_k: int = 3
     max_repairs: int = 2
+    max_rejected_samples: int = 50  # rejected candidates whose code (cut) is kept in the manifest
     sample_windows: int = 8
     seed: int = 0
     combine_with: str | None = None  # a benchmark-runner detector, e.g. "sr"
@@ -142,6 +152,20 @@ class RuleTrainer:
         self._seen: set[str] = set()
 
     # -- stages ---------------------------------------------------------------------------
+    def reject(self, candidate: Candidate, stage: str, err: RuleRejected) -> None:
+        """Record a rejection; the first ``max_rejected_samples`` keep the start of the
+        candidate's code, so a run that rejects everything shows what was proposed. The
+        first is also logged."""
+        record = {"name": candidate.name, "stage": stage, "kind": err.kind, "reason": err.reason}
+        if sum("sample" in r for r in self.rejected) < self.config.max_rejected_samples:
+            record["sample"] = candidate.source[:REJECTED_SAMPLE_CHARS]
+        if not self.rejected:
+            log.warning("first rejected candidate %s (%s: %s):\n%s", candidate.name, stage, err,
+                        candidate.source[:REJECTED_SAMPLE_CHARS])
+        else:
+            log.info("rule %s rejected (%s): %s", candidate.name, stage, err)
+        self.rejected.append(record)
+
     def check(self, candidate: Candidate, checker: SandboxWorker) -> Candidate | None:
         """The candidate (or its repair) once it passes the check; None if it never does."""
         for attempt in range(self.config.max_repairs + 1):
@@ -150,8 +174,7 @@ class RuleTrainer:
                            name=candidate.name, checker=checker)
                 return candidate
             except RuleRejected as err:
-                self.rejected.append({"name": candidate.name, "stage": "check", "kind": err.kind, "reason": err.reason})
-                log.info("rule %s rejected by the check: %s", candidate.name, err)
+                self.reject(candidate, "check", err)
                 if attempt == self.config.max_repairs:
                     return None
                 repaired = self.proposer.repair(candidate, str(err))
@@ -164,7 +187,7 @@ class RuleTrainer:
         try:
             flags = worker.run(candidate.source, self.validation.values, self.validation.bounds, name=candidate.name)
         except RuleRejected as err:
-            self.rejected.append({"name": candidate.name, "stage": "validate", "kind": err.kind, "reason": err.reason})
+            self.reject(candidate, "validate", err)
             return None
         flags = flags.astype(bool)
         per_series = self.scorer.per_series(combine(self.validation.base, flags, self.mode))
@@ -293,8 +316,10 @@ def train_rule_set(
     chosen, set_f1 = trainer.run()
     if not chosen:
         reasons = sorted({r["kind"] for r in trainer.rejected})
+        first = next((r for r in trainer.rejected if "sample" in r), None)
+        shown = f"; the first rejected candidate ({first['kind']}: {first['reason']}) began:\n{first['sample']}" if first else ""
         raise RuntimeError(f"{dataset or 'rule training'}: no candidate passed the check and validation "
-                           f"(rejections: {', '.join(reasons) or 'none proposed'})")
+                           f"(rejections: {', '.join(reasons) or 'none proposed'}){shown}")
     rules = [
         Rule(
             name=e.candidate.name,

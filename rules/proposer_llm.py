@@ -1,11 +1,14 @@
 """The LLM proposer: rules written (and repaired, refined, mutated) by a chat model.
 
 Prompts are files in ``agents/prompts/rule_*.md`` (``$name`` placeholders, filled with
-:class:`string.Template`). Each call is one chat request through any
-:class:`~anomamind.agents.backends.base.ChatBackend`; the rule is the answer's
-```python block. The proposer never runs code itself: the training loop checks every
-answer in the sandbox and feeds errors and regressions back through :meth:`repair` and
-:meth:`refine`.
+:class:`string.Template`; the dataset's name enters them quoted, as data). Each call is
+one chat request through any :class:`~anomamind.agents.backends.base.ChatBackend` (built
+from ``llm.backend``, with the same timeout and retry settings as the agents' backends);
+the rule is the answer's ```python block. A request that fails is counted by kind
+(``failures``) and proposes nothing; a fatal failure (refused credentials, an endpoint
+that does not answer) stops the training. The proposer never runs code itself: the
+training loop checks every answer in the sandbox and feeds errors and regressions back
+through :meth:`repair` and :meth:`refine`.
 """
 
 from __future__ import annotations
@@ -13,11 +16,14 @@ from __future__ import annotations
 import inspect
 import logging
 import re
+from collections import Counter
 from string import Template
+from typing import Any
 
 import numpy as np
 
 from anomamind.agents.backends.base import BackendError, ChatBackend
+from anomamind.agents.untrusted import quote, with_data_rule
 from anomamind.paths import PROMPT_DIR
 from anomamind.rules import features
 from anomamind.rules.data import SplitData
@@ -95,10 +101,16 @@ class LLMProposer:
         self.options = options or LLMOptions()
         self.combine_mode = combine_mode
         self.name_prefix = name_prefix
-        self.dataset = dataset or name_prefix
+        self.dataset = quote(dataset or name_prefix)
         self._counter = 0
+        #: Requests that failed (by kind) or whose answer was cut at max_tokens, and the
+        #: first error of each kind, for the rule set's manifest.
+        self.failures: Counter[str] = Counter()
+        self.first_errors: dict[str, str] = {}
         window_length = max((b - a for a, b in train.bounds), default=0)
-        self.system = load_prompt("rule_system").substitute(window_length=window_length, feature_api=feature_api())
+        self.system = with_data_rule(
+            load_prompt("rule_system").substitute(window_length=window_length, feature_api=feature_api())
+        )
 
     # -- prompting ------------------------------------------------------------------------
     def _ask(self, prompt: str, seed: int) -> str | None:
@@ -107,9 +119,22 @@ class LLMProposer:
             response = self.backend.chat(messages, temperature=self.options.temperature,
                                          max_tokens=self.options.max_tokens, seed=seed)
         except BackendError as err:
-            log.warning("rule proposer: chat request failed: %s", err)
+            if err.fatal:
+                raise
+            self._count(err.kind, str(err))
+            log.warning("rule proposer: chat request failed (%s): %s", err.kind, err)
             return None
+        if response.cut_at_max_tokens:  # still checked: the sandbox says what is wrong with it
+            self._count("cut_at_max_tokens", f"answer cut at max_tokens={self.options.max_tokens}")
         return extract_code(response.text)
+
+    def _count(self, kind: str, message: str) -> None:
+        self.failures[kind] += 1
+        self.first_errors.setdefault(kind, message[:500])
+
+    def report(self) -> dict[str, Any]:
+        """Failed or cut requests by kind, with the first error of each (empty: none)."""
+        return {"failures": dict(self.failures), "first_errors": self.first_errors} if self.failures else {}
 
     def _candidate(self, source: str, origin: str, seed: int, parent: str | None = None) -> Candidate:
         self._counter += 1

@@ -46,10 +46,12 @@ def make_proposer(config: RuleTrainConfig, train_split, dataset: str) -> Propose
                                max_conditions=o.max_conditions, bootstrap=o.bootstrap,
                                name_prefix=dataset.lower() or "rule")
     if config.proposer == "llm":
-        from anomamind.agents.backends.openai_compat import OpenAICompatBackend
+        from anomamind.agents.backends.factory import backend_config, make_backend
         from anomamind.rules.proposer_llm import LLMProposer
 
-        backend = OpenAICompatBackend(config.llm.model, config.llm.base_url, api_key_env=config.llm.api_key_env)
+        backend = make_backend(backend_config(config.llm.backend, "llm.backend"))
+        if hasattr(backend, "check"):
+            backend.check()  # a dead endpoint or a refused key stops the training here
         return LLMProposer(backend, train_split, config.llm, combine_mode=mode,
                            name_prefix=dataset.lower() or "rule", dataset=dataset)
     raise ValueError(f"unknown proposer {config.proposer!r}; use 'offline' or 'llm'")
@@ -94,7 +96,7 @@ def train_dataset(data_dir: Path, dataset: str, out_dir: Path, config: RuleTrain
         tried[int(length)] = round(attempt.validation_f1, 4)
         log.info("%s: window length %d: validation F1 %.4f", dataset, length, attempt.validation_f1)
         if result is None or attempt.validation_f1 > result.validation_f1:
-            result = attempt
+            result, proposer_report = attempt, getattr(proposer, "report", dict)()
     rule_set = result.rule_set
     rule_set.info = {
         "split": {
@@ -109,6 +111,7 @@ def train_dataset(data_dir: Path, dataset: str, out_dir: Path, config: RuleTrain
             "validation_f1_by_window_length": tried,
             "candidates_validated": len(result.pool),
             "rejected": result.rejected,
+            **({"proposer": proposer_report} if proposer_report else {}),
             "history": result.history,
             "seconds": round(time.monotonic() - started, 1),
         },
@@ -146,6 +149,8 @@ def train_datasets(
         try:
             summaries.append(train_dataset(data_dir, dataset, out_dir, config))
         except Exception as err:  # noqa: BLE001 - one dataset's failure must not stop the others
+            if getattr(err, "fatal", False):  # refused key, dead endpoint: every dataset would fail
+                raise
             log.error("%s: training failed: %s", dataset, err)
             failures.append((dataset, f"{type(err).__name__}: {err}"))
     return summaries, failures

@@ -8,7 +8,7 @@ import time
 import pytest
 from fake_chat_server import FakeChatServer, FakeError, reply
 
-from anomamind.agents.backends.base import INVALID_ARGUMENTS_KEY, BackendAuthError, BackendError
+from anomamind.agents.backends.base import INVALID_ARGUMENTS_KEY, BackendAuthError, BackendError, BackendUnreachableError
 from anomamind.agents.backends.messages import image_part, text_part
 from anomamind.agents.backends.openai_compat import OpenAICompatBackend
 
@@ -139,7 +139,7 @@ def test_connection_refused_is_retried_then_reported():
         url = server.base_url  # the port is free again once the server stops
     sleep = RecordingSleep()
     backend = OpenAICompatBackend("m", base_url=url, max_retries=1, backoff_s=0.01, sleep=sleep, timeout_s=2)
-    with pytest.raises(BackendError, match="ConnectionError"):
+    with pytest.raises(BackendUnreachableError, match=r"does not answer \(2 attempt\(s\)\)"):
         backend.chat([{"role": "user", "content": "q"}])
     assert sleep.delays == [0.01]
 

@@ -115,7 +115,7 @@ def test_rules_train_cli_with_the_llm_proposer(tmp_path, capsys):
     with FakeChatServer(lambda body: FIXED) as server:
         code = main(["rules", "train", "--data", str(tmp_path / "data"), "--datasets", "SPIKY",
                      "--out", str(tmp_path / "rules"), "--config", str(CONFIG_DIR / "rules" / "llm.yaml"),
-                     "--set", f"llm.base_url={server.base_url}", "--set", "llm.api_key_env=null",
+                     "--set", f"llm.backend.base_url={server.base_url}", "--set", "llm.backend.api_key_env=null",
                      "--set", "max_rounds=1", "--set", "candidates_per_round=1", "--set", "window_length=300"])
     assert code == 0, capsys.readouterr().out
     from anomamind.rules.rule import load_rule_set
