@@ -454,17 +454,30 @@ def _disabled_note(task: WindowTask) -> str:
     return f"Switched off in this run: {', '.join(task.disabled)}" if task.disabled else ""
 
 
+#: Arguments most tools take, named once in the catalogue's header instead of on every line.
+RANGE_ARGS = ("start", "end")
+#: Words of a tool's description shown in the catalogue.
+CATALOGUE_WORDS = 16
+
+
 def tool_catalogue(schemas: list[dict[str, Any]]) -> str:
-    """One line per tool: ``- name(arg, optional_arg?): first sentence of its description``,
-    what the planner needs to choose tools (the actor gets the schemas it calls)."""
+    """One line per tool, ``- name(arg, optional_arg?): short description`` (its first
+    sentence without parentheses, at most CATALOGUE_WORDS words; ``start?, end?`` said once
+    in a header): what the planner needs to choose tools; the actor gets the schemas."""
     lines = []
     for schema in schemas:
         fn = schema.get("function", schema)
         params = fn.get("parameters", {}) or {}
         required = set(params.get("required") or [])
-        args = ", ".join(name if name in required else f"{name}?" for name in (params.get("properties") or {}))
-        lines.append(f"- {fn.get('name', '?')}({args}): {_first_sentence(fn.get('description', ''))}")
-    return "\n".join(lines) or "none"
+        names = [n for n in (params.get("properties") or {}) if n not in RANGE_ARGS or n in required]
+        args = ", ".join(name if name in required else f"{name}?" for name in names)
+        words = re.sub(r"\s*\([^()]*\)", "", _first_sentence(fn.get("description", ""))).split()
+        text = " ".join(words[:CATALOGUE_WORDS]) + (" ..." if len(words) > CATALOGUE_WORDS else "")
+        lines.append(f"- {fn.get('name', '?')}({args}): {text}")
+    if not lines:
+        return "none"
+    header = "Most tools also take start?, end?: the range to examine (absolute indices; default the window)."
+    return "\n".join([header, *lines])
 
 
 def _first_sentence(text: str) -> str:
