@@ -1,8 +1,11 @@
 """The ``anomamind`` command: one entry point, subcommands registered by their modules.
 
 Each module in ``COMMAND_MODULES`` has ``register(subparsers)`` that adds its subcommand(s)
-and sets ``func`` (called with the parsed namespace, returning an exit code). Modules import
-their heavy dependencies inside ``func`` so that ``anomamind --help`` stays fast.
+and sets ``func`` (called with the parsed namespace, returning an exit code; the namespace
+also carries ``command_line``, the command as typed, for result headers). Modules import
+their heavy dependencies inside ``func`` so that ``anomamind --help`` stays fast. Options
+shared by several commands (``--set``, deprecated spellings) live in anomamind/cli_options.py;
+docs/cli.md states the grammar.
 """
 
 from __future__ import annotations
@@ -41,8 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from anomamind.provenance import command_line
+
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    args.command_line = command_line("anomamind", argv)  # what tables name as their command
     if extra:  # only commands that take free-form trainer flags (train) accept unknown ones
         if not getattr(args, "accepts_extra", False):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")

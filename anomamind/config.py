@@ -35,19 +35,36 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def parse_assignment(item: str) -> tuple[str, Any]:
+    """``"a.b=[1, 2]"`` -> ``("a.b", [1, 2])``: the value parsed as YAML (``3``, ``true``,
+    ``[x, y]``; an empty value is None). A clear error for anything else."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {item!r} is not of the form key=value")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override {item!r}: cannot parse the value ({err})") from None
+    return key.strip(), value
+
+
+def format_assignment(key: str, value: Any) -> str:
+    """The inverse of :func:`parse_assignment`: ``key=value`` with the value written as YAML."""
+    text = yaml.safe_dump(value, default_flow_style=True, width=1 << 30).strip()
+    return f"{key}={text.removesuffix('...').strip()}"
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
     """Apply ``a.b=value`` overrides (values parsed as YAML) to a nested dict, in place."""
     for item in overrides or []:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} is not of the form key=value")
-        key, raw = item.split("=", 1)
+        key, value = parse_assignment(item)
         node = data
-        parts = key.strip().split(".")
+        parts = key.split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {part!r} is not a section")
-        node[parts[-1]] = yaml.safe_load(raw)
+        node[parts[-1]] = value
     return data
 
 

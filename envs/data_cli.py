@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from anomamind.cli_options import add_deprecated_alias
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``data`` command and its ``fetch``, ``info`` and ``synth`` subcommands."""
@@ -14,7 +16,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     fetch = sub.add_parser("fetch", help="download, verify and unpack a public archive (resumable)")
     fetch.add_argument("source", help="name of a source in configs/data.yaml, e.g. tsb-ad-u")
-    fetch.add_argument("--dest", required=True, help="folder to download and unpack into")
+    where = fetch.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", help="folder to download and unpack into")
+    add_deprecated_alias(where, "--dest", "--out DIR", lambda v: ("out", v, f"--out {v}"), metavar="DIR")
     fetch.add_argument("--url", help="override the configured URL (a mirror)")
     fetch.add_argument("--sha256", help="expected SHA-256 of the archive (overrides the config)")
     fetch.add_argument("--archive", help="unpack this local archive instead of downloading")
@@ -26,15 +30,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     info = sub.add_parser("info", help="load a data spec and summarise it (counts, lengths, failures)")
     info.add_argument("spec", help="'synthetic', 'synthetic:N', a CSV file, a folder, or an EasyTSAD root")
     info.add_argument("--datasets", nargs="+", help="keep only these datasets")
-    info.add_argument("--nan-policy", choices=("interpolate", "reject"), default="interpolate")
-    info.add_argument("--min-length", type=int, default=1)
+    info.add_argument("--nan-policy", choices=("interpolate", "reject"), default="interpolate",
+                      help="missing values: interpolate them (default) or reject the file")
+    info.add_argument("--min-length", type=int, default=1, help="skip series shorter than this (default 1)")
     info.set_defaults(func=_info)
 
     synth = sub.add_parser("synth", help="write the synthetic TODS-style set as TSB-AD-U CSVs")
     synth.add_argument("--out", required=True, help="folder to write the CSVs into")
-    synth.add_argument("--n-series", type=int, default=8)
-    synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--length", type=int, default=5000)
+    synth.add_argument("--n-series", type=int, default=8, help="how many series (default 8)")
+    synth.add_argument("--seed", type=int, default=0, help="seed of the generator (default 0)")
+    synth.add_argument("--length", type=int, default=5000, help="points per series (default 5000)")
     synth.set_defaults(func=_synth)
 
 
@@ -50,7 +55,7 @@ def _fetch(args: argparse.Namespace) -> int:
     try:
         fetch(
             args.source,
-            args.dest,
+            args.out,
             url=args.url,
             sha256=args.sha256,
             archive=args.archive,

@@ -1,8 +1,10 @@
-"""``anomamind detect SOURCE --out OUT``: run the agent on one series and explain the result.
+"""``anomamind detect SOURCE --out OUT``: run a detector on one series and explain the result.
 
 SOURCE is a TSB-AD-U CSV file or ``synthetic:SEED`` (a labelled synthetic series from
-envs/synthetic.py). Prints one line per interval (range, type, confidence, explanation)
-and writes OUT/detection.json (series, intervals, per-window trajectories) and
+envs/synthetic.py); ``--detector`` takes the names ``bench`` takes (default: the heuristic
+agent) and ``--set`` its options. Prints one line per interval (range, type, confidence,
+explanation) and writes OUT/detection.json (series, detector and options, intervals,
+per-window trajectories of the workflow detectors) and
 OUT/detection.png (the series with the detections shaded, true anomalies marked when the
 series has labels).
 """
@@ -15,7 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from anomamind.types import DataError, Series, _json_default
+from anomamind.cli_options import DETECTOR_SET_HELP, add_deprecated_alias, add_set_option, set_to_set
+from anomamind.types import DataError, Interval, Series, _json_default
 
 
 def load_source(source: str) -> Series:
@@ -62,13 +65,46 @@ def plot_detection(series: Series, intervals: list[Any], path: Path) -> None:
     plt.close(fig)
 
 
-def failure_line(n_windows: int, info: dict[str, Any]) -> str:
-    """``"2 of 3 windows failed (timeout: 1, parse: 1; first timeout: ...)"``, or ``"0 of 3
-    windows failed"``: the per-window failures a series prediction's ``info`` counts."""
-    kinds: dict[str, int] = info.get("window_failures") or {}
-    failed = sum(kinds.values())
-    line = f"{failed} of {n_windows} windows failed"
-    if not failed:
+def prediction_intervals(prediction: Any, detector: str) -> list[Interval]:
+    """The detector's intervals, or for a point detector (the baselines, rules) the runs of
+    its flagged points."""
+    if prediction.intervals is not None:
+        return list(prediction.intervals)
+    import numpy as np
+
+    from anomamind.tools.evidence import runs
+
+    flagged = np.asarray(prediction.pred).reshape(-1) != 0
+    return [Interval(start, end, explanation=f"points flagged by {detector}") for start, end in runs(flagged)]
+
+
+def _build(args: argparse.Namespace) -> tuple[Series, Any, dict[str, Any]]:
+    """The series, the detector and its options; DataError/ConfigError on bad input."""
+    from anomamind.cli_options import detector_options
+    from anomamind.config import ConfigError
+    from anomamind.eval.registry import UnknownDetectorError, create_detector
+
+    series = load_source(args.source)
+    options = detector_options(args.set, args.detector)
+    if args.config:
+        options["config"] = args.config
+    try:
+        return series, create_detector(args.detector, **options), options
+    except UnknownDetectorError as err:
+        raise ConfigError(str(err)) from None
+    except (TypeError, ValueError, ImportError) as err:  # a bad option, a missing optional dependency
+        raise ConfigError(f"detector {args.detector!r} cannot be built: {err}") from None
+
+
+def failure_line(prediction: Any) -> str:
+    """``"2 of 3 windows failed (timeout: 1, parse: 1; first timeout: ...)"`` for the workflow
+    detectors (their ``info`` counts failed windows by kind), else ``"N failed window(s)"``."""
+    info = prediction.info
+    if "window_failures" not in info:
+        return f"{prediction.failed_windows} failed window(s)"
+    kinds: dict[str, int] = info["window_failures"]
+    line = f"{sum(kinds.values())} of {info.get('windows', '?')} windows failed"
+    if not kinds:
         return line
     counts = ", ".join(f"{kind}: {count}" for kind, count in sorted(kinds.items(), key=lambda kv: -kv[1]))
     firsts = "; ".join(f"first {kind}: {message}" for kind, message in (info.get("first_errors") or {}).items())
@@ -77,54 +113,53 @@ def failure_line(n_windows: int, info: dict[str, Any]) -> str:
 
 def run_detect(args: argparse.Namespace) -> int:
     from anomamind.agents.backends.base import BackendError
-    from anomamind.envs.detectors import make_heuristic_agent, make_llm_agent
+    from anomamind.config import ConfigError
     from anomamind.envs.workflow import WorkflowAborted
 
     try:
-        series = load_source(args.source)
-    except DataError as err:
+        series, detector, options = _build(args)
+    except (DataError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    factory = make_heuristic_agent if args.agent == "heuristic" else make_llm_agent
-    options: dict[str, Any] = {"config": args.config, "overrides": args.set}
-    if args.disable:
-        options["disable"] = args.disable
-    if args.no_evaluator:
-        options["evaluator"] = False
-    if args.causal:
-        options["causal"] = True
-    agent = factory(**options)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {
         "series": {"name": series.name, "dataset": series.dataset, "domain": series.domain,
                    "length": len(series), "source": series.source or args.source},
-        "agent": args.agent,
+        "detector": args.detector,
+        "options": options,
     }
     try:
-        agent.check()
-        outcome = agent.run(series)
-    except BackendError as err:  # at start-up: bad key, dead endpoint, model not served
+        if hasattr(detector, "check"):  # the LLM agent's servers: answering, model served, key taken
+            detector.check()
+        if hasattr(detector, "run"):  # the workflow detectors also return their trajectories
+            outcome = detector.run(series)
+            prediction, trajectories = outcome.prediction, outcome.trajectories
+        else:
+            prediction, trajectories = detector.detect(series), []
+    except BackendError as err:  # at start-up: refused key, dead endpoint, model not served
         print(f"error: {err}", file=sys.stderr)
         return 1
-    except WorkflowAborted as aborted:  # mid-run: keep the windows that finished
+    except WorkflowAborted as aborted:  # mid-run: the windows that finished are kept
         record.update(aborted=f"{aborted.kind}: {aborted}", trajectory=[o.trajectory.to_dict() for o in aborted.outcomes])
         (out / "detection.json").write_text(json.dumps(record, default=_json_default))
         print(f"error: stopped after {len(aborted.outcomes)} finished window(s): {aborted}; "
               f"they are in {out / 'detection.json'}", file=sys.stderr)
         return 1
-    intervals = outcome.prediction.intervals or []
-    info = outcome.prediction.info
-    print(f"{series.name}: {len(series)} points, {len(intervals)} interval(s), "
-          f"{failure_line(int(info.get('windows', len(outcome.trajectories))), info)}")
+    finally:
+        if hasattr(detector, "close"):
+            detector.close()
+    intervals = prediction_intervals(prediction, args.detector)
+
+    print(f"{series.name}: {len(series)} points, {len(intervals)} interval(s), {failure_line(prediction)}")
     for iv in intervals:
         print(f"  [{iv.start}, {iv.end}]  {iv.type:<18}  confidence {iv.confidence}  {iv.explanation}")
     record.update(
         intervals=[iv.to_dict() for iv in intervals],
-        failed_windows=outcome.prediction.failed_windows,
-        window_failures=info.get("window_failures", {}),
-        first_errors=info.get("first_errors", {}),
-        trajectory=[t.to_dict() for t in outcome.trajectories],
+        failed_windows=prediction.failed_windows,
+        window_failures=prediction.info.get("window_failures", {}),
+        first_errors=prediction.info.get("first_errors", {}),
+        trajectory=[t.to_dict() for t in trajectories],
     )
     (out / "detection.json").write_text(json.dumps(record, default=_json_default))
     plot_detection(series, intervals, out / "detection.png")
@@ -134,13 +169,24 @@ def run_detect(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Add ``detect`` to the ``anomamind`` command."""
-    p = subparsers.add_parser("detect", help="detect anomalies in one series with the agentic workflow")
+    p = subparsers.add_parser(
+        "detect", help="detect anomalies in one series and explain them (default: the heuristic agent)",
+        description="Run one registered detector (the names of `anomamind detectors`, as in bench) on one "
+        "series; print its intervals and write OUT/detection.json and OUT/detection.png.",
+    )
     p.add_argument("source", help="a TSB-AD-U CSV file (Data,Label) or synthetic:SEED")
-    p.add_argument("--agent", choices=["heuristic", "llm"], default="heuristic")
-    p.add_argument("--config", default=None, help="agent config YAML (default: configs/agents/heuristic.yaml)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
-    p.add_argument("--disable", default="", help="ablations: comma list of feature_extraction,knowledge_memory,localization")
-    p.add_argument("--no-evaluator", action="store_true", help="run without the evaluator (no refinement)")
-    p.add_argument("--causal", action="store_true", help="use only past data for every statistic")
+    p.add_argument("--detector", default="heuristic-agent", metavar="NAME",
+                   help="a registered detector, as in bench (default: heuristic-agent; llm-agent, sr, rules:PATH, ...)")
+    p.add_argument("--config", default=None,
+                   help="the agent's config YAML (default: configs/agents/heuristic.yaml or llm.yaml); "
+                   "the same as --set config=PATH")
+    add_set_option(p, DETECTOR_SET_HELP)
     p.add_argument("--out", required=True, help="output folder for detection.json and detection.png")
+    add_deprecated_alias(p, "--agent", "--detector heuristic-agent|llm-agent",
+                         lambda v: ("detector", f"{v}-agent", f"--detector {v}-agent"), metavar="heuristic|llm")
+    add_deprecated_alias(p, "--disable", "--set disable=[...]",
+                         lambda v: set_to_set(f"disable=[{v}]"), metavar="A,B")
+    add_deprecated_alias(p, "--no-evaluator", "--set evaluator=false",
+                         lambda _: set_to_set("evaluator=false"), takes_value=False)
+    add_deprecated_alias(p, "--causal", "--set causal=true", lambda _: set_to_set("causal=true"), takes_value=False)
     p.set_defaults(func=run_detect)

@@ -24,6 +24,7 @@ the confidence levels 1..3 of interval detectors.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -34,7 +35,7 @@ import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -269,13 +270,16 @@ def run_benchmark(
     progress: bool = True,
     data_label: str = "",
     load_failures: list[tuple[str, str]] | None = None,
+    command: str = "",
 ) -> pd.DataFrame:
     """Run every detector on every series, write the reports, return the summary table.
 
     Writes ``out_dir/per_series.csv``, ``summary.csv``, ``table.md`` and
-    ``plots/<detector>/*.png`` (``sample_plots`` series per detector). Unknown detector
-    names and bad options raise before any work starts. ``data_label`` (e.g. the data
-    spec) and ``load_failures`` (files the loader skipped) are stated in ``table.md``.
+    ``plots/<detector>/*.png`` (``sample_plots`` series per detector, drawn by the same
+    worker processes after the tables; plots newer than their cached result are kept).
+    Unknown detector names and bad options raise before any work starts. ``data_label``
+    (e.g. the data spec), ``load_failures`` (files the loader skipped) and ``command``
+    (the command line that ran this, for the header) are stated in ``table.md``.
     """
     from tqdm.auto import tqdm
 
@@ -315,15 +319,15 @@ def run_benchmark(
             pending.append(i)
     pending.sort(key=lambda i: -len(tasks[i].series))  # longest first balances the workers
 
-    bar = tqdm(total=len(tasks), initial=len(rows), desc="bench", unit="pair", disable=not progress)
-    try:
-        if workers <= 1:
-            for i in pending:
-                rows[i] = run_pair(tasks[i])
-                bar.update(1)
-                _stop_if_fatal(rows[i], out)
-        else:
-            with ProcessPoolExecutor(max_workers=workers, initializer=_limit_threads) as pool:
+    with _worker_pool(workers) as pool:  # pairs, then the sample plots
+        bar = tqdm(total=len(tasks), initial=len(rows), desc="bench", unit="pair", disable=not progress)
+        try:
+            if pool is None:
+                for i in pending:
+                    rows[i] = run_pair(tasks[i])
+                    bar.update(1)
+                    _stop_if_fatal(rows[i], out)
+            else:
                 futures = {pool.submit(run_pair, tasks[i]): i for i in pending}
                 for future in as_completed(futures):
                     i = futures[future]
@@ -336,27 +340,28 @@ def run_benchmark(
                         for other in futures:
                             other.cancel()
                     _stop_if_fatal(rows[i], out)
-    finally:
-        bar.close()
+        finally:
+            bar.close()
 
-    for i, row in rows.items():
-        row.setdefault("cached", False)
-        if row.get("status") == "failed":
-            _score_failure(tasks[i], row)
-    per_series = pd.DataFrame([rows[i] for i in range(len(tasks))])
-    per_series = add_cross_fitted_best_f1(per_series, tasks)
-    per_series = per_series.drop(columns=["traceback"], errors="ignore")
-    summary = summarise(per_series)
+        for i, row in rows.items():
+            row.setdefault("cached", False)
+            if row.get("status") == "failed":
+                _score_failure(tasks[i], row)
+        per_series = pd.DataFrame([rows[i] for i in range(len(tasks))])
+        per_series = add_cross_fitted_best_f1(per_series, tasks)
+        per_series = per_series.drop(columns=["traceback"], errors="ignore")
+        summary = summarise(per_series)
 
-    per_series.to_csv(out / "per_series.csv", index=False)
-    summary.to_csv(out / "summary.csv", index=False)
-    (out / "table.md").write_text(
-        report.render_table(
-            summary, per_series, detectors, data_label=data_label, load_failures=load_failures or ()
+        per_series.to_csv(out / "per_series.csv", index=False)
+        summary.to_csv(out / "summary.csv", index=False)
+        (out / "table.md").write_text(
+            report.render_table(
+                summary, per_series, detectors, data_label=data_label, load_failures=load_failures or (),
+                command=command,
+            )
         )
-    )
-    if sample_plots > 0:
-        report.plot_samples(tasks, out / "plots", sample_plots, load_arrays)
+        if sample_plots > 0:
+            report.draw_plots(report.plan_plots(tasks, out / "plots", sample_plots), load_arrays, pool, progress)
     return summary
 
 
@@ -366,6 +371,16 @@ def _stop_if_fatal(row: dict[str, Any], out: Path) -> None:
             f"stopped at {row['detector']} on {row['dataset']}/{row['series']}: {row['error']}; "
             f"finished pairs are cached in {out}, rerun the same command to resume"
         )
+
+
+@contextlib.contextmanager
+def _worker_pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
+    """The run's worker processes (None for ``workers=1``: everything runs in-process)."""
+    if workers <= 1:
+        yield None
+        return
+    with ProcessPoolExecutor(max_workers=workers, initializer=_limit_threads) as pool:
+        yield pool
 
 
 def add_cross_fitted_best_f1(per_series: pd.DataFrame, tasks: list[PairTask]) -> pd.DataFrame:

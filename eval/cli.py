@@ -1,8 +1,8 @@
 """``anomamind bench`` (run detectors over labelled series, write the report) and
-``anomamind detectors`` (list registered detector names).
+``anomamind detectors`` (the registered detectors, one line each).
 
 Bad input (unknown dataset or detector, an empty or missing folder, a malformed
-``--detector-option``) prints one clear line to stderr and exits with code 2.
+``--set``) prints one clear line to stderr and exits with code 2.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+
+from anomamind.cli_options import add_deprecated_alias, add_set_option, set_to_set
 
 #: Exit code for bad command-line input.
 USAGE_ERROR = 2
@@ -29,40 +30,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--out", required=True, help="output folder (also the cache: re-running resumes)")
     bench.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1: in-process)")
     bench.add_argument("--limit", type=int, default=None, metavar="K", help="first K series of each dataset")
-    bench.add_argument(
-        "--detector-option",
-        action="append",
-        default=[],
-        metavar="NAME.key=value",
-        help="option passed to a detector's factory; value parsed as YAML (3, true, [a, b])",
+    add_set_option(
+        bench,
+        "an option of one detector, prefixed by its --detector name: sr.score_window=21, "
+        "heuristic-agent.disable=[localization], heuristic-agent.evaluator=false; for the agents any "
+        "other key overrides their config file. Repeatable; the value is parsed as YAML",
     )
-    bench.add_argument("--sample-plots", type=int, default=6, help="series plotted per detector (default 6)")
+    add_deprecated_alias(bench, "--detector-option", "--set NAME.key=value", set_to_set, metavar="NAME.key=value")
+    bench.add_argument("--sample-plots", type=int, default=6, help="series plotted per detector (default 6; existing plots are kept)")
     bench.add_argument("--seed", type=int, default=0, help="seed of the synthetic data (default 0)")
     bench.add_argument("--no-progress", action="store_true", help="no progress bar")
     bench.set_defaults(func=run_bench_command)
 
-    listing = subparsers.add_parser("detectors", help="list the registered detector names")
+    listing = subparsers.add_parser(
+        "detectors", help="list the registered detectors with a one-line description each",
+        description="The names --detector takes in bench and detect; detectors whose optional "
+        "dependency is missing are marked with the extra that installs it.",
+    )
     listing.set_defaults(func=run_detectors_command)
-
-
-def parse_detector_options(items: list[str], detectors: list[str]) -> dict[str, dict[str, Any]]:
-    """``["sr.score_window=21"]`` -> ``{"sr": {"score_window": 21}}``; raises ValueError on bad items."""
-    import yaml
-
-    options: dict[str, dict[str, Any]] = {}
-    for item in items:
-        target, sep, raw_value = item.partition("=")
-        name, dot, key = target.rpartition(".")
-        if not sep or not dot or not name or not key:
-            raise ValueError(f"--detector-option {item!r}: expected NAME.key=value")
-        if name not in detectors:
-            raise ValueError(f"--detector-option {item!r}: {name!r} is not one of the --detector names {detectors}")
-        try:
-            value = yaml.safe_load(raw_value) if raw_value.strip() else ""
-        except yaml.YAMLError as err:
-            raise ValueError(f"--detector-option {item!r}: cannot parse the value ({err})") from None
-        options.setdefault(name, {})[key] = value
-    return options
 
 
 def _fail(message: str) -> int:
@@ -71,6 +56,8 @@ def _fail(message: str) -> int:
 
 
 def run_bench_command(args: argparse.Namespace) -> int:
+    from anomamind.cli_options import options_per_detector
+    from anomamind.config import ConfigError
     from anomamind.envs.datasets import resolve_data
     from anomamind.eval.bench import BenchAborted, run_benchmark
     from anomamind.eval.registry import UnknownDetectorError, available_detectors
@@ -80,8 +67,8 @@ def run_bench_command(args: argparse.Namespace) -> int:
         return _fail(f"--workers must be at least 1, got {args.workers}")
     detectors = list(dict.fromkeys(args.detector))
     try:
-        options = parse_detector_options(args.detector_option, detectors)
-    except ValueError as err:
+        options = options_per_detector(args.set, detectors)
+    except ConfigError as err:
         return _fail(str(err))
     known = set(available_detectors())
     for name in detectors:
@@ -107,6 +94,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             data_label=f"--data {args.data}" + (f" --datasets {' '.join(args.datasets)}" if args.datasets else ""),
             load_failures=loaded.failures,
+            command=args.command_line,
         )
     except (UnknownDetectorError, DataError, ValueError) as err:
         return _fail(str(err))
@@ -119,8 +107,10 @@ def run_bench_command(args: argparse.Namespace) -> int:
 
 
 def run_detectors_command(args: argparse.Namespace) -> int:
-    from anomamind.eval.registry import available_detectors
+    from anomamind.eval.registry import describe_detectors
 
-    for name in available_detectors():
-        print(name)
+    rows = describe_detectors()
+    width = max(len(name) for name, _, _ in rows)
+    for name, summary, note in rows:
+        print(f"{name:<{width}}  {summary}" + (f"  [{note}]" if note else ""))
     return 0

@@ -2,20 +2,30 @@
 
 ``render_table`` lays the summary out like Table 2 of the AnomaMind paper (per dataset:
 Precision, Recall, F1, Best-F1, Average) with VUS-PR and Affiliation-F added, and states the
-split, the windows and the threshold rules above it. ``plot_samples`` draws a few series
-per detector: values, true anomalies shaded, the detector's flagged points, and its scores.
+split, the windows and the threshold rules above it, under the commit, command and machine
+that produced it. ``plan_plots`` and ``draw_plots`` draw a few series per detector (values,
+true anomalies shaded, the detector's flagged points, and its scores) in the benchmark's
+worker processes, skipping plots that are newer than their cached result.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import math
 from collections import Counter
+from concurrent.futures import BrokenExecutor, Executor, Future, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
+
+from anomamind.provenance import header_lines
+
+log = logging.getLogger(__name__)
 
 #: Columns shown per dataset, in the paper's order plus the TSB-AD ones.
 TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -90,12 +100,15 @@ def render_table(
     *,
     data_label: str = "",
     load_failures: Sequence[tuple[str, str]] = (),
+    command: str = "",
 ) -> str:
-    """The Markdown report: a header stating the rules, the table, counts and failures."""
+    """The Markdown report: a header stating where it came from (``command``: as typed) and
+    the rules, the table, counts and failures."""
     datasets = [d for d in summary["dataset"].drop_duplicates() if d != "ALL"]
     lines = [
         "# Benchmark results",
         "",
+        *header_lines(command or "anomamind.eval.bench.run_benchmark (Python API)"),
         f"- Data / split: {data_label or 'as given'}; {per_series['series'].nunique()} series in "
         f"{len(datasets)} dataset(s). Metrics are macro averages over series; every series counts, "
         "including those where the detector failed (scored as predicting nothing).",
@@ -199,21 +212,79 @@ def plot_series(values: np.ndarray, labels: np.ndarray, pred: np.ndarray, scores
     plt.close(fig)
 
 
-def plot_samples(
-    tasks: Sequence[Any],
-    plot_dir: Path,
-    k: int,
-    load_arrays: Callable[[Path, int], tuple[np.ndarray, np.ndarray]],
-) -> list[Path]:
-    """Plot the same ``k`` sample series for every detector; returns the written paths."""
+@dataclass
+class PlotJob:
+    """One sample plot: the series, its cached result (``stem``) and the PNG to write."""
+
+    series: Any
+    stem: Path
+    detector: str
+    path: Path
+
+
+def plan_plots(tasks: Sequence[Any], plot_dir: Path, k: int) -> list[PlotJob]:
+    """The plots of the same ``k`` sample series for every detector that are missing or
+    older than their cached result; a rerun over a full cache plans none. A pair without a
+    cached result (it failed) is always redrawn: its next run may succeed."""
     chosen = {id(s) for s in sample_tasks(tasks, k)}
-    written = []
+    jobs = []
     for task in tasks:
         if id(task.series) not in chosen:
             continue
-        s = task.series
-        pred, scores = load_arrays(task.cache_stem, len(s))
         path = plot_dir / task.cache_stem.parent.name / f"{task.cache_stem.name.rsplit('__', 1)[0]}.png"
-        plot_series(s.values, s.labels, pred, scores, f"{task.detector} on {s.dataset}/{s.name}", path)
-        written.append(path)
+        result = task.cache_stem.with_suffix(".json")
+        if path.is_file() and result.is_file() and path.stat().st_mtime_ns >= result.stat().st_mtime_ns:
+            continue
+        jobs.append(PlotJob(task.series, task.cache_stem, task.detector, path))
+    return jobs
+
+
+def draw_plot(job: PlotJob, load_arrays: Callable[[Path, int], tuple[np.ndarray, np.ndarray]]) -> str:
+    """Draw one job (in a worker process); returns "" or the error, so one bad plot never
+    stops the others."""
+    s = job.series
+    try:
+        pred, scores = load_arrays(job.stem, len(s))
+        plot_series(s.values, s.labels, pred, scores, f"{job.detector} on {s.dataset}/{s.name}", job.path)
+    except Exception as err:  # noqa: BLE001 - reported by draw_plots, the run goes on
+        return f"{type(err).__name__}: {err}"
+    return ""
+
+
+def draw_plots(
+    jobs: Sequence[PlotJob],
+    load_arrays: Callable[[Path, int], tuple[np.ndarray, np.ndarray]],
+    pool: Executor | None = None,
+    progress: bool = True,
+) -> list[Path]:
+    """Draw ``jobs`` in ``pool`` (the benchmark's worker processes; in-process without one)
+    with a progress bar; returns the written paths. A failed plot is a warning naming the
+    detector and series."""
+    from tqdm.auto import tqdm
+
+    draw = functools.partial(draw_plot, load_arrays=load_arrays)
+    written = []
+    with tqdm(total=len(jobs), desc="plots", unit="plot", disable=not progress or not jobs) as bar:
+        try:
+            futures = {pool.submit(draw, job): job for job in jobs} if pool is not None else None
+        except BrokenExecutor as err:  # a worker died during the pairs: draw here instead
+            log.warning("the worker pool is broken (%s); drawing the plots in this process", err)
+            futures = None
+        if futures is None:
+            outcomes = ((job, draw(job)) for job in jobs)
+        else:
+            outcomes = ((futures[f], _error_of(f)) for f in as_completed(futures))
+        for job, error in outcomes:
+            if error:
+                log.warning("plot of %s on %s/%s failed: %s", job.detector, job.series.dataset, job.series.name, error)
+            else:
+                written.append(job.path)
+            bar.update(1)
     return written
+
+
+def _error_of(future: Future) -> str:
+    try:
+        return future.result()
+    except Exception as err:  # noqa: BLE001 - the worker died
+        return f"worker crashed: {err!r}"

@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from anomamind.cli_options import DETECTOR_SET_HELP, add_set_option, warn_deprecated
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -23,23 +25,34 @@ def register(subparsers: Any) -> None:
     p.add_argument("--limit", type=int, default=None, help="first K series per dataset")
     p.add_argument("--max-windows-per-series", type=int, default=None, help="cap on anomalous windows per series")
     p.add_argument("--window", type=int, default=None, help="window length (default: the agent config's)")
-    p.add_argument("--stride", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--stride", type=int, default=None, help="window stride (default: the window length)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the window draw, the split and synthetic data (default 0)")
     p.add_argument("--cache-dir", default=None, help="upstream cache (default OUT/upstream_cache)")
+    add_set_option(p, "an option of the upstream agent, as in detect: " + DETECTOR_SET_HELP)
     p.set_defaults(func=_prepare)
 
     t = subparsers.add_parser(
         "train",
         help="GRPO (or SFT) training of the detector with TRL",
         description=(
-            "Train from a configs/train/*.yaml file. Extra KEY=VALUE arguments override config "
-            "entries (grpo.learning_rate=1e-5, rewards.enabled=[two_sided,format_reward]); "
-            "--<field> VALUE sets any TRL GRPOConfig field (SFTConfig in mode sft)."
+            "Train from a configs/train/*.yaml file; --set KEY=VALUE overrides any entry, TRL "
+            "GRPOConfig fields (SFTConfig in mode sft) under grpo. (sft.): --set grpo.learning_rate=2e-6."
         ),
     )
-    t.add_argument("--config", required=True, help="train config YAML")
-    t.add_argument("--output_dir", "--output-dir", dest="output_dir", default=None)
+    add_train_arguments(t)
     t.set_defaults(func=_train, accepts_extra=True)
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``anomamind train`` (also scripts/train_grpo.py under accelerate)."""
+    parser.add_argument("--config", required=True, help="train config YAML (configs/train/*.yaml)")
+    parser.add_argument("--out", "--output_dir", "--output-dir", dest="out", default=None,
+                        help="run folder: checkpoints, logs, final/ (default: grpo.output_dir of the config)")
+    add_set_option(
+        parser,
+        "override a config entry: grpo.learning_rate=2e-6, grpo.max_steps=100, "
+        "rewards.enabled=[two_sided,format_reward], model.name_or_path=DIR. Repeatable; value parsed as YAML",
+    )
 
 
 def split_extra(extra: list[str]) -> tuple[list[str], list[str]]:
@@ -49,14 +62,42 @@ def split_extra(extra: list[str]) -> tuple[list[str], list[str]]:
     return overrides, flags
 
 
+def train_request(args: argparse.Namespace, extra: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """Config overrides and typed trainer fields of a train command line: ``--set`` items,
+    then the deprecated spellings (bare ``KEY=VALUE``; ``--<field> VALUE`` for a TRL config
+    field), each with a note saying the ``--set`` to write instead."""
+    from anomamind.config import format_assignment, read_yaml
+
+    bare, flags = split_extra(extra)
+    for item in bare:
+        warn_deprecated(item, f"--set {item}")
+    trainer_args: dict[str, Any] = {}
+    if flags:
+        from anomamind.rl.train import trainer_args_from_cli
+
+        mode = str(read_yaml(args.config).get("mode", "grpo"))
+        trainer_args = trainer_args_from_cli(flags, mode)
+        section = "sft" if mode == "sft" else "grpo"
+        warn_deprecated(" ".join(flags), " ".join(f"--set {format_assignment(f'{section}.{key}', value)}"
+                                                  for key, value in trainer_args.items()))
+    return list(args.set) + bare, trainer_args
+
+
 def _prepare(args: argparse.Namespace) -> int:
+    from anomamind.cli_options import detector_options
+    from anomamind.config import ConfigError
     from anomamind.rl.prepare import PrepareConfig, prepare_dataset
 
+    try:
+        agent_options = detector_options(args.set, "llm-agent" if (args.agents or "").startswith("llm:") else "heuristic-agent")
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     cfg = PrepareConfig(
         data=args.data, out=args.out, datasets=args.datasets, agents=args.agents,
         normal_ratio=args.normal_ratio, val_fraction=args.val_fraction, limit=args.limit,
         max_windows_per_series=args.max_windows_per_series, window=args.window,
-        stride=args.stride, seed=args.seed, cache_dir=args.cache_dir,
+        stride=args.stride, seed=args.seed, cache_dir=args.cache_dir, agent_options=agent_options,
     )
     try:
         summary = prepare_dataset(cfg)
@@ -74,12 +115,9 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from anomamind.config import read_yaml
-    from anomamind.rl.train import trainer_args_from_cli, train_from_config
+    from anomamind.rl.train import train_from_config
 
-    overrides, flags = split_extra(getattr(args, "extra", []) or [])
-    mode = str(read_yaml(args.config).get("mode", "grpo"))
-    trainer_args = trainer_args_from_cli(flags, mode)
-    summary = train_from_config(args.config, overrides, args.output_dir, trainer_args)
+    overrides, trainer_args = train_request(args, getattr(args, "extra", []) or [])
+    summary = train_from_config(args.config, overrides, args.out, trainer_args)
     print(json.dumps(summary, indent=1, default=str))
     return 0

@@ -24,8 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--base-url", default="http://127.0.0.1:8000/v1", help="server URL for --kind openai")
     p.add_argument("--api-key-env", default=None, help="environment variable holding the API key (--kind openai)")
     p.add_argument("--batch-size", type=int, default=8, help="windows per batch (concurrent requests for openai)")
-    p.add_argument("--max-tokens", type=int, default=512)
-    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--max-tokens", type=int, default=512, help="most tokens per answer (default 512)")
+    p.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0: greedy)")
     p.add_argument("--dtype", default="auto", help="model dtype for local kinds (bf16 on GPUs)")
     p.add_argument("--limit", type=int, help="run at most N windows")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

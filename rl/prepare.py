@@ -27,7 +27,7 @@ import logging
 import math
 import traceback
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,9 @@ class PrepareConfig:
     """What ``anomamind prepare`` does; see the module docstring.
 
     ``agents`` is a heuristic agent config (configs/agents/heuristic.yaml, the default) or
-    ``llm:PATH`` for LLM upstream roles (configs/agents/llm*.yaml). ``limit`` keeps the
+    ``llm:PATH`` for LLM upstream roles (configs/agents/llm*.yaml); ``agent_options`` are
+    that agent's options as ``--set`` gives them (ablations such as
+    ``{"disable": ["localization"]}``, or overrides of its config file). ``limit`` keeps the
     first K series of each dataset; ``max_windows_per_series`` caps the anomalous windows
     kept per series (normal ones follow ``normal_ratio``).
     """
@@ -67,6 +69,7 @@ class PrepareConfig:
     seed: int = 0
     cache_dir: str | None = None
     progress: bool = True
+    agent_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.normal_ratio < 0:
@@ -110,12 +113,12 @@ def select_windows(tasks: list[Any], normal_ratio: float, max_anomalous: int | N
 
 
 def _make_agent(cfg: PrepareConfig):
-    from anomamind.envs.detectors import make_heuristic_agent, make_llm_agent
+    from anomamind.eval.registry import create_detector
 
-    geometry = {"window": cfg.window, "stride": cfg.stride}
+    options = {"window": cfg.window, "stride": cfg.stride, "evaluator": False, **cfg.agent_options}
     if cfg.agents and cfg.agents.startswith("llm:"):
-        return make_llm_agent(config=cfg.agents[4:], evaluator=False, **geometry)
-    return make_heuristic_agent(config=cfg.agents, evaluator=False, **geometry)
+        return create_detector("llm-agent", config=cfg.agents[4:], **options)
+    return create_detector("heuristic-agent", config=cfg.agents, **options)
 
 
 def _row(task: Any, workflow: Any, teacher: Any) -> dict[str, Any]:
@@ -167,6 +170,7 @@ def prepare_dataset(cfg: PrepareConfig) -> dict[str, Any]:
     tasks = []
     for s in sorted(series, key=lambda s: (s.dataset, s.name)):
         tasks += select_windows(workflow.tasks(s), cfg.normal_ratio, cfg.max_windows_per_series, rng)
+
     def prepare_one(task: Any) -> tuple[dict[str, Any] | None, dict[str, str] | None]:
         try:
             upstream = cache.load(task)
@@ -203,6 +207,7 @@ def prepare_dataset(cfg: PrepareConfig) -> dict[str, Any]:
         "data": cfg.data,
         "datasets": sorted({s.dataset for s in series}),
         "agents": cfg.agents or "heuristic (configs/agents/heuristic.yaml)",
+        "agent_options": cfg.agent_options,
         "normal_ratio": cfg.normal_ratio,
         "val_fraction": cfg.val_fraction,
         "seed": cfg.seed,

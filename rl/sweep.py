@@ -199,8 +199,9 @@ def run_variant(variant: Variant, out_dir: Path) -> dict[str, Any]:
     return record
 
 
-def run_sweep(sweep: Sweep, out: str | Path, *, only: list[str] | None = None) -> list[dict[str, Any]]:
-    """Run every variant (skipping finished ones) and write ``table.md`` / ``table.csv``."""
+def run_sweep(sweep: Sweep, out: str | Path, *, only: list[str] | None = None, command: str = "") -> list[dict[str, Any]]:
+    """Run every variant (skipping finished ones) and write ``table.md`` / ``table.csv``
+    (``command``: the command line, named in the table's header)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     records = []
@@ -215,7 +216,7 @@ def run_sweep(sweep: Sweep, out: str | Path, *, only: list[str] | None = None) -
             continue
         log.info("running variant %s (%s)", variant.name, variant.kind)
         records.append(run_variant(variant, vdir))
-    write_tables(sweep, records, out)
+    write_tables(sweep, records, out, command)
     return records
 
 
@@ -240,9 +241,12 @@ def _table_rows(sweep: Sweep, records: list[dict[str, Any]]) -> tuple[list[str],
     return header, rows
 
 
-def write_tables(sweep: Sweep, records: list[dict[str, Any]], out: Path) -> None:
-    """``table.csv`` and ``table.md`` with one row per variant, columns per dataset x metric."""
+def write_tables(sweep: Sweep, records: list[dict[str, Any]], out: Path, command: str = "") -> None:
+    """``table.csv`` and ``table.md`` with one row per variant, columns per dataset x metric;
+    ``table.md`` names the commit, the command and the machine it came from."""
     import csv
+
+    from anomamind.provenance import header_lines
 
     header, rows = _table_rows(sweep, records)
     with open(out / "table.csv", "w", newline="") as fh:
@@ -251,6 +255,8 @@ def write_tables(sweep: Sweep, records: list[dict[str, Any]], out: Path) -> None
         writer.writerows(rows)
     lines = [
         f"# Sweep `{sweep.name}`" + (f" (mirrors the paper's {sweep.mirrors})" if sweep.mirrors else ""),
+        "",
+        *header_lines(command or f"anomamind.rl.sweep.run_sweep on {sweep.source} (Python API)"),
         "",
         f"Source: `{sweep.source}`. Metrics are macro averages over series per dataset from the "
         "benchmark runner: F1 uses the detector's own decision (no threshold picked on labels); "

@@ -6,6 +6,8 @@ import argparse
 import logging
 import sys
 
+from anomamind.cli_options import add_set_option
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -22,22 +24,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="at most K series per dataset")
     p.add_argument("--workers", type=int, help="parallel processes for the benchmark runner")
     p.add_argument("--only", nargs="+", help="run only these variants (by name)")
+    add_set_option(
+        p,
+        "override an entry of the sweep's base (every variant): workers=2, sample_plots=0, "
+        "detector_options.window=50, train.eval_options.max_tokens=64. Repeatable; value parsed as YAML",
+    )
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from anomamind.config import ConfigError
+    from anomamind.config import ConfigError, apply_overrides
     from anomamind.rl.sweep import load_sweep, run_sweep
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     overrides = {k: v for k, v in {"data": args.data, "datasets": args.datasets, "limit": args.limit,
                                    "workers": args.workers}.items() if v is not None}
     try:
-        sweep = load_sweep(args.sweep_file, overrides)
+        sweep = load_sweep(args.sweep_file, apply_overrides(overrides, args.set))
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    records = run_sweep(sweep, args.out, only=args.only)
+    records = run_sweep(sweep, args.out, only=args.only, command=args.command_line)
     print(open(f"{args.out}/table.md").read())
     failed = [r["name"] for r in records if r["status"] != "ok"]
     if failed:

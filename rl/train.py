@@ -409,7 +409,7 @@ def train_from_config(
     section.update(trainer_args or {})
     out = output_dir or section.get("output_dir")
     if not out:
-        raise ConfigError(f"{config_path}: no output directory (give --output_dir or {cfg.mode}.output_dir)")
+        raise ConfigError(f"{config_path}: no output directory (give --out or {cfg.mode}.output_dir)")
     section.pop("output_dir", None)
     Path(out).mkdir(parents=True, exist_ok=True)
     (Path(out) / "train_config.json").write_text(json.dumps(to_dict(cfg), indent=1, default=str))

@@ -10,11 +10,11 @@ per-dataset summaries are merged into one markdown table.
 
 from __future__ import annotations
 
-import platform
 from pathlib import Path
 
 import pandas as pd
 
+from anomamind.provenance import header_lines
 from anomamind.rules.train import TEST_FILE_LIST
 
 COLUMNS = ("n_series", "n_failed", "precision", "recall", "f1", "best_f1", "vus_pr", "affiliation_f", "seconds")
@@ -70,27 +70,15 @@ def split_note(rules_dir: str | Path, dataset: str) -> str:
             f"{split.get('train')}, selected on {split.get('validation')}, scored on {split.get('test')}")
 
 
-def _commit() -> str:
-    """The checkout's commit (detectors change; a table says which code produced it)."""
-    import subprocess
-
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def render_table(summary: pd.DataFrame, command: str, split: str, note: str = "") -> str:
     """Markdown: one block per dataset, plus the macro average over datasets."""
     lines = [
         "# Learned rules vs baselines and the heuristic agent (held-out test series of dev)",
         "",
-        f"Command: `{command}` (code at commit {_commit()})",
+        *header_lines(command, split=f"each dataset of the dev data dealt into {split}; every detector below is "
+                      "scored on the test folds only (the series in each rule set's `test_files.csv`)"),
         "",
-        f"Machine: {platform.machine()} {platform.system()}, 2-core shared CPU dev box. Split: each dataset of "
-        f"the dev data dealt into {split}; every detector below is scored on the test folds only (the series in "
-        "each rule set's `test_files.csv`). Metrics: point precision/recall/F1 of each detector's own decision (no point adjustment, "
+        "Metrics: point precision/recall/F1 of each detector's own decision (no point adjustment, "
         "no threshold picked on the evaluated labels), cross-fitted Best-F1, VUS-PR and Affiliation-F from "
         "`eval/bench.py`; macro averages over series. `seconds` is the total detection time.",
         "",

@@ -31,12 +31,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bench = sub.add_parser("bench", help="benchmark rule sets against other detectors on each dataset's test series")
     bench.add_argument("--rules", required=True, help="folder with one trained rule set per dataset")
     bench.add_argument("--data", required=True, help="the data folder the rules were trained from")
-    bench.add_argument("--datasets", nargs="+", required=True)
+    bench.add_argument("--datasets", nargs="+", required=True, help="datasets whose rule sets to benchmark, e.g. YAHOO IOPS")
     bench.add_argument("--detector", action="append", default=[], metavar="NAME",
                        help="another registered detector to compare with (repeatable)")
     bench.add_argument("--out", required=True, help="benchmark runner output (and cache) folder")
     bench.add_argument("--table", default=None, help="also write the merged markdown table here")
-    bench.add_argument("--workers", type=int, default=1)
+    bench.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1: in-process)")
     bench.add_argument("--note", default="", help="a remark printed under the table's header (caveats)")
     bench.set_defaults(func=_reporting_errors(_bench))
 
@@ -92,14 +92,12 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    import shlex
     from pathlib import Path
 
     from anomamind.rules.bench import bench_rule_sets, render_table, split_note
 
     summary = bench_rule_sets(args.rules, args.data, args.datasets, args.detector, args.out, workers=args.workers)
-    command = "anomamind " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    table = render_table(summary, command, split_note(args.rules, args.datasets[0]), note=args.note)
+    table = render_table(summary, args.command_line, split_note(args.rules, args.datasets[0]), note=args.note)
     print(table)
     if args.table:
         Path(args.table).parent.mkdir(parents=True, exist_ok=True)

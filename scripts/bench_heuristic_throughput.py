@@ -13,14 +13,12 @@ writes a Markdown table with the exact command, machine and data.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import shlex
 import sys
 import time
 from pathlib import Path
 
 from anomamind.envs.detectors import make_heuristic_agent
+from anomamind.provenance import command_line, header_lines
 from anomamind.types import Series
 
 
@@ -77,16 +75,13 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((plot, points, windows, seconds, points / seconds))
         print(f"plot={plot}: {points} points, {windows} windows in {seconds:.2f} s -> {points / seconds:,.0f} points/s")
     if args.out:
-        command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
+        data = (f"{args.data}" + (f", datasets {args.datasets}" if args.datasets else "")
+                + (f", first {args.limit} series per dataset" if args.limit else "") + f" ({len(series)} series)")
         lines = [
             "# Heuristic agent throughput",
             "",
-            f"Command: `{command}`",
+            *header_lines(command_line(argv=argv), split=data),
             "",
-            f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
-            f"Python {platform.python_version()} (shared dev box; other jobs were running).",
-            f"Data: {args.data}" + (f", datasets {args.datasets}" if args.datasets else "")
-            + (f", first {args.limit} series per dataset" if args.limit else "") + f" ({len(series)} series).",
             "Window 100, stride 100, all five roles, evaluator on, one process.",
             "",
             "| plotting | points | windows | seconds | points/s |",

@@ -12,9 +12,6 @@ to the first. The embedded synthetic set and the paper preprocessing are timed t
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import shlex
 import statistics
 import sys
 import time
@@ -23,16 +20,7 @@ from pathlib import Path
 from anomamind.envs.datasets import resolve_data
 from anomamind.envs.loaders import load_directory
 from anomamind.envs.preprocess import preprocess
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from anomamind.provenance import command_line, header_lines
 
 
 def timed(fn, repeats: int) -> tuple[list[float], object]:
@@ -62,18 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     for name in result.datasets:
         group = [s for s in series if s.dataset == name]
         rows.append(f"| {name} | {len(group)} | {sum(len(s) for s in group):,} |")
-    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
     median = statistics.median(load_times)
     verdict = "meets" if median < 10 else "MISSES"
     report = "\n".join(
         [
             "# Data loading benchmark",
             "",
-            f"- command: `{command}`",
-            f"- machine: {cpu_name()}, {os.cpu_count()} CPU cores visible, Python {platform.python_version()} "
-            "(a shared dev box: other jobs ran at the same time)",
-            f"- split: {args.split} (`{args.root}`)",
-            f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+            *header_lines(command_line(argv=argv), split=f"{args.split} (`{args.root}`)"),
+            f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
             "",
             "| what | seconds |",
             "| --- | --- |",

@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -26,6 +23,7 @@ import numpy as np
 
 from anomamind.eval import affiliation, tsbad, vus
 from anomamind.eval.point_metrics import best_f1_oracle, cross_fitted_best_f1, point_prf
+from anomamind.provenance import command_line, header_lines, machine_summary
 
 
 def make_series(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -55,22 +53,6 @@ def best_time(fn: Callable[[], object], repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return min(times)
-
-
-def _machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            names = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
-        if names:
-            model = names[0]
-    except OSError:
-        pass
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (
-        f"{model}, {os.cpu_count()} cores visible, load average at the end {load}, "
-        f"Python {platform.python_version()}, numpy {np.__version__}"
-    )
 
 
 def fixture_comparison(repeats: int) -> str | None:
@@ -143,16 +125,16 @@ def main(argv: list[str] | None = None) -> int:
         "rolling z-score": time_all(labels, zscore, pred, args.window, args.repeats),
         "uniform random": time_all(labels, random_score, pred, args.window, args.repeats),
     }
-    command = "python scripts/bench_metrics.py " + " ".join(argv if argv is not None else sys.argv[1:])
     n_ranges = int(np.sum(np.diff(np.concatenate(([0], labels))) == 1))
     lines = [
         "# Metric timing",
         "",
-        f"- Command: `{command.strip()}` (best of {args.repeats} runs per row)",
-        f"- Machine: {_machine()}",
-        f"- Split: synthetic (no benchmark data): n={args.n}, {int(labels.sum())} anomalous "
-        f"points in {n_ranges} ranges, {int(pred.sum())} predicted points, "
-        f"sliding_window={args.window}, thre=250",
+        *header_lines(command_line("python scripts/bench_metrics.py", argv),
+                      split=f"synthetic (no benchmark data): n={args.n}, {int(labels.sum())} anomalous "
+                      f"points in {n_ranges} ranges, {int(pred.sum())} predicted points, "
+                      f"sliding_window={args.window}, thre=250",
+                      machine=f"{machine_summary()}; numpy {np.__version__}"),
+        f"- Timing: best of {args.repeats} runs per row",
         "- Scores: a rolling z-score of the values (realistic), and uniform random noise (worst",
         "  case: ~n/4 predicted ranges at mid thresholds for the oracle searches)",
         "",
@@ -171,7 +153,6 @@ def main(argv: list[str] | None = None) -> int:
     comparison = fixture_comparison(args.repeats)
     if comparison:
         lines += ["", comparison]
-    lines[3] = f"- Machine: {_machine()}"
     report = "\n".join(lines) + "\n"
     print(report)
     if args.out:

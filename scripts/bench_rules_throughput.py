@@ -15,13 +15,12 @@ once with one call per rule for all series (``detect_many``), after one warm-up 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import shlex
 import statistics
 import sys
 import time
 from pathlib import Path
+
+from anomamind.provenance import command_line, header_lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,19 +56,15 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             detector.close()
 
-    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
     lines = [
         "# Rule inference throughput",
         "",
-        f"Command: `{command}`",
+        *header_lines(command_line(argv=argv), split=f"every series of each dataset of {args.data}"),
         "",
-        f"Machine: {platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores (shared dev box), "
-        f"Python {platform.python_version()}. Data: every series of each dataset of the dev split. "
         "Timed: all rules of the set over all series in one sandboxed worker process, with one call per series "
         "(`RuleSetDetector.detect`, what `anomamind bench` does) and with one call per rule for all series "
         f"(`detect_many`); median of {args.repeats} passes after a warm-up series (worker start-up not counted). "
-        "The box is shared with other jobs, so the numbers move with its load (load average at the start: "
-        f"{os.getloadavg()[0]:.1f}).",
+        "On a shared box the numbers move with its load (see the load average above).",
         "",
         "| dataset | calls | series | points | rules | seconds | points/s |",
         "|---|---|---|---|---|---|---|",

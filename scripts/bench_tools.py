@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
-import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from anomamind.provenance import command_line, header_lines, machine_summary
 from anomamind.tools.context import ToolContext
 from anomamind.tools.plotting import render_window
 from anomamind.tools.registry import default_registry
@@ -148,18 +146,6 @@ def bench_png(values: np.ndarray, repeats: int) -> list[dict[str, float]]:
     return rows
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores visible, Python {platform.python_version()}, numpy {np.__version__}"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=None, help="write a markdown report (and a .csv beside it)")
@@ -202,20 +188,19 @@ def main(argv: list[str] | None = None) -> int:
     print("per-tool median ms per window:", {k: round(v, 3) for k, v in win["per_tool_median_ms"].items()})
 
     if args.out:
-        command = "python scripts/bench_tools.py " + " ".join(sys.argv[1:] if argv is None else argv)
         md = [
             "# Tool benchmark",
             "",
-            f"Command: `{command}`  ",
-            f"Machine: {machine()}  ",
-            f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  ",
-            f"Data: seeded synthetic series of {args.length} points (daily-like period 288, spikes, a level shift)"
-            + (f"; real: {args.real} (dev split)" if args.real else "")
-            + "  ",
+            *header_lines(command_line("python scripts/bench_tools.py", argv),
+                          split=f"seeded synthetic series of {args.length} points (daily-like period 288, spikes, "
+                          "a level shift)" + (f"; real: {args.real} (dev split)" if args.real else ""),
+                          machine=f"{machine_summary()}; numpy {np.__version__}"),
+            f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+            "",
             f"Toolkit: all {len(toolkit_calls())} registered tools through `ToolRegistry.run_calls` "
             "(validation, JSON check and timing included), default arguments. CPU time is this "
-            "process's (`time.process_time`): the machine is shared, so wall time includes waiting "
-            f"for the cores (load average at the end: {os.getloadavg()[0]:.1f}).",
+            "process's (`time.process_time`): on a shared machine wall time includes waiting "
+            "for the cores (see the load average above).",
             "",
             "| case | metric | value | target |",
             "| --- | --- | ---: | --- |",

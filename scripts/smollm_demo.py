@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from anomamind.paths import CONFIG_DIR
+from anomamind.provenance import command_line, header_lines
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -156,7 +157,7 @@ def write_report(args, prep, sft_history, grpo_history, seconds) -> None:
     lines = [
         f"# SmolLM2-135M-Instruct: SFT warm start then GRPO with LoRA ({args.machine})",
         "",
-        f"Command: `python scripts/smollm_demo.py {' '.join(sys.argv[1:])}`",
+        *header_lines(command_line("python scripts/smollm_demo.py"), machine=args.machine),
         "",
         f"Data: dev split, datasets {', '.join(prep['datasets'])}, first {args.limit} series per dataset, "
         f"window {args.window}, at most {args.max_windows_per_series} anomalous windows per series plus as many "
@@ -164,7 +165,7 @@ def write_report(args, prep, sft_history, grpo_history, seconds) -> None:
         f"({len(prep['splits']['train']['series'])} series), validation {prep['splits']['validation']['windows']} "
         f"windows ({len(prep['splits']['validation']['series'])} series; validation uses those whose prompt fits "
         "data.max_prompt_tokens, at most validation.max_windows).",
-        f"Machine: {args.machine}. Wall time: prepare {seconds[0]:.0f} s, "
+        f"Wall time: prepare {seconds[0]:.0f} s, "
         f"SFT {seconds[1]:.0f} s, GRPO {seconds[2]:.0f} s.",
         "",
         "![rewards and validation](smollm2_demo.png)",

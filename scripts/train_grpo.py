@@ -1,10 +1,11 @@
 """Multi-process entry point for ``accelerate launch`` (one process per GPU):
 
     accelerate launch --config_file configs/accelerate/multi_gpu_ddp.yaml \
-        scripts/train_grpo.py --config configs/train/qwen3_1.7b.yaml --output_dir runs/q17
+        scripts/train_grpo.py --config configs/train/qwen3_1.7b.yaml --out runs/q17
 
-Same arguments as ``anomamind train``: KEY=VALUE config overrides and ``--<GRPOConfig
-field> VALUE``. The trainer (TRL/accelerate) reads the process topology from the launcher.
+Same arguments as ``anomamind train``: ``--out`` (alias ``--output_dir``) and
+``--set KEY=VALUE`` config overrides. The trainer (TRL/accelerate) reads the process
+topology from the launcher.
 """
 
 from __future__ import annotations
@@ -15,17 +16,14 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    from anomamind.config import read_yaml
-    from anomamind.rl.cli import split_extra
-    from anomamind.rl.train import train_from_config, trainer_args_from_cli
+    from anomamind.rl.cli import add_train_arguments, train_request
+    from anomamind.rl.train import train_from_config
 
     parser = argparse.ArgumentParser(description="GRPO/SFT training of the detector (see docs/training.md)")
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--output_dir", "--output-dir", dest="output_dir", default=None)
+    add_train_arguments(parser)
     args, extra = parser.parse_known_args(argv)
-    overrides, flags = split_extra(extra)
-    mode = str(read_yaml(args.config).get("mode", "grpo"))
-    summary = train_from_config(args.config, overrides, args.output_dir, trainer_args_from_cli(flags, mode))
+    overrides, trainer_args = train_request(args, extra)
+    summary = train_from_config(args.config, overrides, args.out, trainer_args)
     print(json.dumps(summary, indent=1, default=str))
     return 0
 

@@ -4,6 +4,8 @@ counted, parallel workers, and the CLI's messages for bad input."""
 from __future__ import annotations
 
 import json
+import re
+from concurrent.futures import Executor, Future
 from pathlib import Path
 
 import numpy as np
@@ -164,7 +166,7 @@ def test_unknown_detector_and_bad_options_fail_before_any_work(tmp_path: Path) -
 def test_cli_bench_on_synthetic_prints_the_table(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "run"
     code = cli_main(["bench", "--data", "synthetic:2", "--detector", "sr", "--out", str(out), "--no-progress",
-                     "--sample-plots", "0", "--detector-option", "sr.score_window=21"])
+                     "--sample-plots", "0", "--set", "sr.score_window=21"])
     assert code == 0
     printed = capsys.readouterr().out
     assert "| sr |" in printed and "SYNTHETIC P" in printed
@@ -177,8 +179,8 @@ def test_cli_bench_on_synthetic_prints_the_table(tmp_path: Path, capsys: pytest.
     [
         (["--data", "synthetic", "--detector", "nope"], "unknown detector 'nope'"),
         (["--data", "synthetic", "--datasets", "NOPE", "--detector", "sr"], "NOPE"),
-        (["--data", "synthetic", "--detector", "sr", "--detector-option", "zscore.window=3"], "not one of the --detector names"),
-        (["--data", "synthetic", "--detector", "sr", "--detector-option", "sr-window"], "expected NAME.key=value"),
+        (["--data", "synthetic", "--detector", "sr", "--set", "zscore.window=3"], "must start with one of the --detector names"),
+        (["--data", "synthetic", "--detector", "sr", "--set", "sr-window"], "not of the form key=value"),
         (["--data", "synthetic", "--detector", "sr", "--workers", "0"], "--workers"),
     ],
 )
@@ -226,3 +228,96 @@ def test_cache_key_changes_with_the_code(monkeypatch):
     assert before == bench.pair_key(series, "sr", {})
     monkeypatch.setattr(bench, "code_fingerprint", lambda: "edited-code")
     assert bench.pair_key(series, "sr", {}) != before
+
+
+# --- sample plots ------------------------------------------------------------------------
+
+
+class InlineExecutor(Executor):
+    """Runs what is submitted at once, in this process, and remembers it."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.submitted: list[str] = []
+        INLINE_POOLS.append(self)
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        self.submitted.append(getattr(fn, "func", fn).__name__)
+        future: Future = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
+INLINE_POOLS: list[InlineExecutor] = []
+
+
+def plot_mtimes(out: Path) -> dict[str, int]:
+    return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in (out / "plots").rglob("*.png")}
+
+
+def test_plots_are_drawn_by_the_worker_pool_with_a_progress_bar(tmp_path: Path, monkeypatch, capsys) -> None:
+    INLINE_POOLS.clear()
+    monkeypatch.setattr(bench, "ProcessPoolExecutor", InlineExecutor)
+    bench.run_benchmark(tiny_set(), ["counting", "sr"], tmp_path, workers=2, sample_plots=2, progress=True)
+    (pool,) = INLINE_POOLS
+    assert pool.submitted.count("run_pair") == 10 and pool.submitted.count("draw_plot") == 4
+    assert len(plot_mtimes(tmp_path)) == 4
+    assert "plots: 100%" in capsys.readouterr().err
+
+
+def test_a_fully_cached_rerun_draws_no_plot(tmp_path: Path, monkeypatch) -> None:
+    from anomamind.eval import report
+
+    drawn: list[str] = []
+    real = report.plot_series
+    monkeypatch.setattr(report, "plot_series", lambda *a: drawn.append(a[-1].name) or real(*a))
+    bench.run_benchmark(tiny_set(), ["counting"], tmp_path, sample_plots=2, progress=False)
+    first = plot_mtimes(tmp_path)
+    assert len(drawn) == 2 and len(first) == 2
+    drawn.clear()
+    bench.run_benchmark(tiny_set(), ["counting"], tmp_path, sample_plots=2, progress=False)
+    assert drawn == [] and plot_mtimes(tmp_path) == first
+    # a deleted plot, or one older than its recomputed result, is drawn again
+    victim = next((tmp_path / "plots").rglob("*.png"))
+    victim.unlink()
+    bench.run_benchmark(tiny_set(), ["counting"], tmp_path, sample_plots=2, progress=False)
+    assert drawn == [victim.name]
+
+
+def test_a_failing_plot_is_a_warning_and_the_run_goes_on(tmp_path: Path, monkeypatch, caplog) -> None:
+    from anomamind.eval import report
+
+    def broken(*args):
+        raise ValueError("cannot draw")
+
+    monkeypatch.setattr(report, "plot_series", broken)
+    summary = bench.run_benchmark(tiny_set(), ["counting"], tmp_path, sample_plots=1, progress=False)
+    assert (tmp_path / "table.md").is_file() and len(summary)
+    assert "plot of counting on ALPHA/a0 failed: ValueError: cannot draw" in caplog.text
+
+
+def test_cli_table_names_the_commit_and_the_command(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert cli_main(["bench", "--data", "synthetic:2", "--detector", "sr", "--out", str(out), "--no-progress",
+                     "--sample-plots", "0"]) == 0
+    head = (out / "table.md").read_text().splitlines()[:6]
+    assert re.match(r"- Commit: `([0-9a-f]{7,40}(\+changes)?|unknown)`$", head[2]), head
+    assert head[3] == f"- Command: `anomamind bench --data synthetic:2 --detector sr --out {out} --no-progress --sample-plots 0`"
+    assert head[4].startswith("- Machine: ") and "load average" in head[4]
+
+
+def test_plots_are_drawn_in_process_when_the_pool_broke(tmp_path: Path, caplog) -> None:
+    from concurrent.futures import BrokenExecutor
+
+    from anomamind.eval import report
+
+    class BrokenPool(InlineExecutor):
+        def submit(self, fn, /, *args, **kwargs):
+            raise BrokenExecutor("a worker died")
+
+    bench.run_benchmark(tiny_set(), ["counting"], tmp_path, sample_plots=1, progress=False)
+    for png in (tmp_path / "plots").rglob("*.png"):
+        png.unlink()
+    tasks = [bench.PairTask("counting", {}, s, bench.cache_stem(tmp_path, s, "counting", {})) for s in tiny_set()]
+    jobs = report.plan_plots(tasks, tmp_path / "plots", 1)
+    assert len(report.draw_plots(jobs, bench.load_arrays, BrokenPool(), progress=False)) == 1
+    assert "the worker pool is broken" in caplog.text

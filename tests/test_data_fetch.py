@@ -167,18 +167,18 @@ def test_offline_gives_a_clear_message(tmp_path, capsys):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     url = f"http://127.0.0.1:{port}/TSB-AD-U.zip"
-    code = main(["data", "fetch", "tsb-ad-u", "--dest", str(tmp_path), "--url", url, "--no-progress"])
+    code = main(["data", "fetch", "tsb-ad-u", "--out", str(tmp_path), "--url", url, "--no-progress"])
     err = capsys.readouterr().err
     assert code == 1 and "cannot connect" in err and "offline" in err and url in err
 
 
 def test_cli_fetch_and_local_archive(tmp_path, payload):
     with ArchiveServer(payload) as server:
-        code = main(["data", "fetch", "tsb-ad-u", "--dest", str(tmp_path / "web"), "--url", server.url, "--no-progress"])
+        code = main(["data", "fetch", "tsb-ad-u", "--out", str(tmp_path / "web"), "--url", server.url, "--no-progress"])
     assert code == 0 and len(list((tmp_path / "web" / "TSB-AD-U").glob("*.csv"))) == 2
     archive = tmp_path / "local.zip"
     archive.write_bytes(payload)
-    assert main(["data", "fetch", "tsb-ad-u", "--dest", str(tmp_path / "offline"), "--archive", str(archive)]) == 0
+    assert main(["data", "fetch", "tsb-ad-u", "--out", str(tmp_path / "offline"), "--archive", str(archive)]) == 0
     assert len(load_directory(tmp_path / "offline").series) == 2
 
 

@@ -26,7 +26,7 @@ def test_detect_csv_with_ablation(tmp_path):
     series = generate_series(5, length=1200)
     path = write_tsbad_csv(series, tmp_path)
     out = tmp_path / "out"
-    assert main(["detect", str(path), "--out", str(out), "--disable", "localization", "--no-evaluator"]) == 0
+    assert main(["detect", str(path), "--out", str(out), "--set", "disable=[localization]", "--set", "evaluator=false"]) == 0
     record = json.loads((out / "detection.json").read_text())
     assert record["series"]["name"] == path.stem
     assert all(t["info"]["disabled"] == ["localization"] for t in record["trajectory"])
