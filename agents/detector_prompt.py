@@ -1,9 +1,21 @@
-"""Build the detector's chat messages from the upstream evidence.
+"""Build the detector's chat messages from the upstream evidence, in one of two styles.
 
 The same text is what the LLM detector reads at inference, what GRPO trains on and what the
-heuristic detector's answers are paired with for SFT, so it must be deterministic, compact
-and stable: window values rounded to a few significant digits, tool results as one JSON
-line each (sorted keys, rounded floats, long lists shortened), no timestamps or ids.
+heuristic detector's answers are paired with for SFT, so it must be deterministic and
+stable (no timestamps or ids). Two renderings of the same evidence (``DETECTOR_PROMPTS``):
+
+- ``compact`` (the default): token-budgeted for small models and fast rollouts - the
+  window as one digit 0-9 per point (scaled between its min and max; longer windows are
+  downsampled keeping the extremes), the locator's candidates on one line, the tool runs
+  merged into one line per flagged region (``feature peak_z/threshold``), the strongest
+  sub-threshold reading of each quiet feature (with its index when it is a near miss),
+  the knowledge entry in a sentence, and the answer format once
+  (agents/prompts/detector_compact.md), without explanations in the answer. Median 390-430
+  SmolLM2 tokens per dataset at window 100 on the dev split, p95 under 500
+  (benchmarks/train/prompt_tokens.md).
+- ``full``: every value to 4 significant digits, the locator's description, the plan text
+  and thresholds, each tool result as one JSON line (agents/prompts/detector.md); 1,500-
+  2,700 tokens at window 100. Kept for ablations and large models.
 """
 
 from __future__ import annotations
@@ -11,10 +23,12 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 from typing import Any
 
 import numpy as np
 
+from anomamind.agents.parsing import parse_detection, render_detection
 from anomamind.agents.roles import Evidence, LocatorOutput, PlanOutput, WindowTask
 from anomamind.paths import PROMPT_DIR
 
@@ -22,6 +36,13 @@ from anomamind.paths import PROMPT_DIR
 SIGNIFICANT_DIGITS = 4
 #: Longest list shown from a tool output; longer lists keep their head and tail.
 MAX_LIST_ITEMS = 24
+#: The prompt styles (``detector_prompt`` in the agent config).
+DETECTOR_PROMPTS: tuple[str, ...] = ("compact", "full")
+#: Compact style: most points in the value strip, flagged regions listed, and characters
+#: of the knowledge description's first clause.
+STRIP_POINTS = 100
+MAX_REGIONS = 6
+KNOWLEDGE_CHARS = 80
 
 
 def _round(value: float, digits: int = SIGNIFICANT_DIGITS) -> float | int | None:
@@ -77,10 +98,19 @@ def dumps(obj: Any) -> str:
     return json.dumps(compact(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-@functools.lru_cache(maxsize=1)
-def system_prompt() -> str:
-    """The detector's system prompt (agents/prompts/detector.md)."""
-    return (PROMPT_DIR / "detector.md").read_text().strip()
+def check_style(style: str) -> str:
+    """``style`` if it is one of :data:`DETECTOR_PROMPTS`, else a ValueError naming them."""
+    if style not in DETECTOR_PROMPTS:
+        raise ValueError(f"detector_prompt must be one of {list(DETECTOR_PROMPTS)}, got {style!r}")
+    return style
+
+
+@functools.lru_cache(maxsize=None)
+def system_prompt(style: str = "full") -> str:
+    """The detector's system prompt: agents/prompts/detector.md (full) or
+    detector_compact.md (compact)."""
+    name = "detector.md" if check_style(style) == "full" else "detector_compact.md"
+    return (PROMPT_DIR / name).read_text().strip()
 
 
 def _window_block(task: WindowTask) -> str:
@@ -127,18 +157,9 @@ def _evidence_block(evidence: Evidence | None) -> str:
     return "\n".join(lines)
 
 
-def build_detector_messages(
-    task: WindowTask,
-    located: LocatorOutput | None,
-    plan: PlanOutput | None,
-    evidence: Evidence | None,
-    *,
-    feedback: str | None = None,
-    previous_answer: str | None = None,
-) -> list[dict[str, Any]]:
-    """OpenAI-style messages for the detector; a refinement round appends the previous
-    answer (as the assistant turn) and the evaluator's feedback."""
-    user = "\n\n".join(
+def _full_user(task: WindowTask, located: LocatorOutput | None, plan: PlanOutput | None,
+               evidence: Evidence | None) -> str:
+    return "\n\n".join(
         [
             _window_block(task),
             _locator_block(located),
@@ -148,9 +169,192 @@ def build_detector_messages(
             f"[{task.window.start}, {task.window.end - 1}].",
         ]
     )
+
+
+# ----------------------------------------------------------------------------- compact style
+
+
+def _span(start: int, end: int) -> str:
+    return str(start) if start == end else f"{start}-{end}"
+
+
+def _z(value: float) -> str:
+    """A z-score or threshold to one decimal (none when it is whole: 8, 26.1, 140)."""
+    text = f"{value:.1f}" if abs(value) < 100 else f"{value:.0f}"
+    return text[:-2] if text.endswith(".0") else text
+
+
+def value_strip(values: Any, max_points: int = STRIP_POINTS) -> tuple[str, str]:
+    """The window as one digit per point (0 = its minimum, 9 = its maximum; ``_`` for
+    NaN/inf) and a header naming the scale. Windows longer than ``max_points`` are cut
+    into ``max_points`` equal chunks, each shown by its point farthest from the median,
+    so spikes survive the downsampling."""
+    x = np.asarray(values, dtype=float)
+    finite = np.isfinite(x)
+    if x.size > max_points:
+        median = float(np.median(x[finite])) if finite.any() else 0.0
+        distance = np.where(finite, np.abs(x - median), -1.0)
+        picks = [int(chunk[np.argmax(distance[chunk])]) for chunk in np.array_split(np.arange(x.size), max_points)]
+        x, finite = x[picks], finite[picks]
+        every = f", one per ~{len(values) / max_points:.1f} points (the most extreme)"
+    else:
+        every = ", one per point"
+    if not finite.any():
+        return "_" * x.size, "values: all missing"
+    lo, hi = float(np.min(x[finite])), float(np.max(x[finite]))
+    span = hi - lo
+    digits = np.zeros(x.size, dtype=int) if span <= 0 else np.clip(np.round((x - lo) / span * 9), 0, 9)
+    strip = "".join(str(int(d)) if ok else "_" for d, ok in zip(np.nan_to_num(digits), finite))
+    low, high = format_values([lo, hi], 3).split(",")
+    return strip, f"values {low}..{high} as 0-9{every}"
+
+
+def _knowledge_sentence(task: WindowTask) -> str:
+    """The knowledge entry's description (heuristic knowledge: the dataset's first sentence;
+    typical types) without parenthetical details, its first clause cut to KNOWLEDGE_CHARS."""
+    text = str(getattr(task.knowledge, "description", "") or "")
+    text = re.sub(r"\s+", " ", re.sub(r"\s*\([^()]*\)", "", text)).strip()
+    first, sep, rest = text.partition(";")
+    if len(first) > KNOWLEDGE_CHARS:
+        first = first[: KNOWLEDGE_CHARS - 3].rsplit(" ", 1)[0] + "..."
+    return first + sep + rest
+
+
+def _runs_of(evidence: Evidence | None) -> tuple[list[tuple[int, int, str, float, float]], list[str]]:
+    """``(start, end, feature, peak_z, threshold)`` of every tool run, and one line for
+    each other tool result (its summary, or its error)."""
+    runs, others = [], []
+    for result in evidence.tool_results if evidence is not None else []:
+        output = result.output if isinstance(result.output, dict) else None
+        if not result.ok:
+            others.append(f"{result.name}: error: {str(result.error)[:120]}")
+        elif output is not None and isinstance(output.get("runs"), list):
+            feature = str(output.get("feature") or result.name)
+            threshold = float(result.arguments.get("threshold") or 1.0)
+            runs += [(int(r[0]), int(r[1]), feature, float(r[2]), threshold) for r in output["runs"]]
+        else:
+            summary = output.get("summary") if output is not None else None
+            others.append(f"{result.name}: {summary if summary else dumps(result.output)[:200]}")
+    return runs, others
+
+
+def _region_lines(runs: list[tuple[int, int, str, float, float]], gap: int) -> list[str]:
+    """Runs merged into regions (closer than ``gap`` points), strongest first; each region
+    lists every feature that flagged it once, with its highest peak z / threshold."""
+    regions: list[dict[str, Any]] = []
+    for start, end, feature, peak, threshold in sorted(runs):
+        if regions and start <= regions[-1]["end"] + gap + 1:
+            region = regions[-1]
+            region["end"] = max(region["end"], end)
+        else:
+            region = {"start": start, "end": end, "features": {}}
+            regions.append(region)
+        best = region["features"].get(feature)
+        if best is None or peak / threshold > best[0] / best[1]:
+            region["features"][feature] = (peak, threshold)
+    for region in regions:
+        region["strength"] = max(p / t for p, t in region["features"].values())
+    regions.sort(key=lambda r: -r["strength"])
+    lines = []
+    for region in regions[:MAX_REGIONS]:
+        features = sorted(region["features"].items(), key=lambda kv: -kv[1][0] / kv[1][1])
+        readings = ", ".join(f"{name} {_z(p)}/{_z(t)}" for name, (p, t) in features)
+        lines.append(f"- {_span(region['start'], region['end'])}: {readings}")
+    if len(regions) > MAX_REGIONS:
+        lines.append(f"- {len(regions) - MAX_REGIONS} weaker region(s) not shown")
+    return lines
+
+
+def _quiet_features(evidence: Evidence | None) -> str:
+    """The strongest reading of each whole-window feature call that flagged nothing."""
+    quiet = []
+    for result in evidence.tool_results if evidence is not None else []:
+        output = result.output if isinstance(result.output, dict) else None
+        if not result.ok or output is None or output.get("runs") or "max_z" not in output:
+            continue
+        if "start" in result.arguments or "end" in result.arguments:
+            continue  # a follow-up on one candidate, not the whole window
+        threshold = float(result.arguments.get("threshold") or 1.0)
+        near = float(output["max_z"]) >= threshold / 2  # only near misses say where
+        where = f" at {output['max_at']}" if near and "max_at" in output else ""
+        quiet.append(f"{output.get('feature', result.name)} {_z(float(output['max_z']))}/{_z(threshold)}{where}")
+    return ", ".join(quiet)
+
+
+def _compact_user(task: WindowTask, located: LocatorOutput | None, plan: PlanOutput | None,
+                  evidence: Evidence | None) -> str:
+    w = task.window
+    strip, scale = value_strip(w.values)
+    knowledge = _knowledge_sentence(task)
+    lines = [f"Dataset {task.series.dataset}" + (f": {knowledge}" if knowledge else ""),
+             f"Window {w.start}-{w.end - 1}; {scale}:", strip]
+    if located is None or "localization" in task.disabled:
+        lines.append("Locator: off")
+    else:
+        spans = ", ".join(_span(c.start, c.end) for c in located.candidates)
+        lines.append(f"Locator candidates: {spans or 'none'}")
+    gap = int(plan.thresholds.get("merge_gap", 0)) if plan is not None else 0
+    runs, others = _runs_of(evidence)
+    regions = _region_lines(runs, gap)
+    if evidence is None:
+        lines.append("Tool evidence: none")
+    else:
+        lines.append("Flagged (feature peak z/threshold):" if regions else "Flagged: none")
+        lines += regions
+        quiet = _quiet_features(evidence)
+        if quiet:
+            lines.append(f"Quiet (max z/threshold): {quiet}")
+        lines += [f"- {line}" for line in others]
+    return "\n".join(lines)
+
+
+def compact_answer(text: str, window_start: int, window_end: int) -> str:
+    """A detector answer rewritten in the compact answer format: the think block names
+    each interval with the first clause of its explanation, the JSON drops the
+    explanations. Unparseable answers are returned unchanged (the caller's to report)."""
+    detection = parse_detection(text, window_start, window_end)
+    if not detection.ok:
+        return text
+    if detection.intervals:
+        think = "; ".join(
+            f"{_span(iv.start, iv.end)} {re.split(r' [(]|;', iv.explanation)[0]}".strip() for iv in detection.intervals
+        )
+    else:
+        think = "no feature exceeds its threshold"
+    return render_detection(detection.intervals, think, explanations=False)
+
+
+_UNIT_RE = re.compile(r"\d|[A-Za-z]+|[^\sA-Za-z\d]")
+
+
+def text_units(messages: list[dict[str, Any]]) -> int:
+    """Digits, words and other symbols of the messages' text, each counted once: a
+    tokenizer-free size. SmolLM2 (digits split, common words whole) reads 1.10-1.16 tokens
+    per unit on the dev split's compact prompts, chat template included
+    (benchmarks/train/prompt_tokens.md), so budgets can be checked without the model."""
+    return sum(len(_UNIT_RE.findall(str(m.get("content") or ""))) for m in messages)
+
+
+# ----------------------------------------------------------------------------- messages
+
+
+def build_detector_messages(
+    task: WindowTask,
+    located: LocatorOutput | None,
+    plan: PlanOutput | None,
+    evidence: Evidence | None,
+    *,
+    feedback: str | None = None,
+    previous_answer: str | None = None,
+    style: str = "compact",
+) -> list[dict[str, Any]]:
+    """OpenAI-style messages for the detector in ``style`` (see the module docstring); a
+    refinement round appends the previous answer (as the assistant turn) and the
+    evaluator's feedback."""
+    render = _compact_user if check_style(style) == "compact" else _full_user
     messages: list[dict[str, Any]] = [
-        {"role": "system", "content": system_prompt()},
-        {"role": "user", "content": user},
+        {"role": "system", "content": system_prompt(style)},
+        {"role": "user", "content": render(task, located, plan, evidence)},
     ]
     if previous_answer is not None:
         messages.append({"role": "assistant", "content": previous_answer})

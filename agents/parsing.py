@@ -286,15 +286,14 @@ def is_well_formatted(text: str) -> bool:
     )
 
 
-def render_detection(intervals: list[Interval], think: str) -> str:
-    """The canonical answer text for ``intervals``: what a well-behaved detector writes."""
+def render_detection(intervals: list[Interval], think: str, explanations: bool = True) -> str:
+    """The canonical answer text for ``intervals``: what a well-behaved detector writes
+    (without the ``explanation`` fields in the compact answer format)."""
     items = [
-        {
-            "interval": [iv.start, iv.end],
-            "type": iv.type,
-            "explanation": iv.explanation,
-            "confidence": iv.confidence,
-        }
+        {"interval": [iv.start, iv.end], "type": iv.type, "explanation": iv.explanation, "confidence": iv.confidence}
         for iv in intervals
     ]
+    if not explanations:
+        for item in items:
+            del item["explanation"]
     return f"<think>{think.strip()}</think>\n{json.dumps(items, ensure_ascii=False)}"

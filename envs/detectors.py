@@ -41,6 +41,7 @@ class HeuristicAgentConfig:
     max_refinements: int = 1
     max_tool_rounds: int = 2
     plot: bool = False
+    detector_prompt: str = "compact"
     locator: dict[str, Any] = field(default_factory=dict)
     knowledge: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -137,7 +138,8 @@ def load_heuristic_config(config: str | Path | None = None, overrides: list[str]
     return load_config(HeuristicAgentConfig, config or DEFAULT_HEURISTIC_CONFIG, overrides)
 
 
-def _workflow_config(cfg: Any, disable: Any, window: int | None, stride: int | None, causal: bool | None) -> WorkflowConfig:
+def _workflow_config(cfg: Any, disable: Any, window: int | None, stride: int | None, causal: bool | None,
+                     detector_prompt: str | None = None) -> WorkflowConfig:
     if isinstance(disable, str):
         disable = [d for d in disable.split(",") if d]
     return WorkflowConfig(
@@ -146,6 +148,7 @@ def _workflow_config(cfg: Any, disable: Any, window: int | None, stride: int | N
         causal=bool(cfg.causal if causal is None else causal),
         disable=tuple(disable or ()),
         max_refinements=int(cfg.max_refinements),
+        detector_prompt=str(detector_prompt or cfg.detector_prompt),
     )
 
 
@@ -169,9 +172,11 @@ def make_heuristic_agent(
     config: str | Path | None = None,
     overrides: list[str] | None = None,
     trajectories: str | Path | None = None,
+    detector_prompt: str | None = None,
 ) -> WorkflowDetector:
     """The heuristic agent. ``disable`` and ``evaluator=False`` are the ablations; window,
-    stride, causal and plot override the config file (configs/agents/heuristic.yaml)."""
+    stride, causal, plot and detector_prompt (compact | full) override the config file
+    (configs/agents/heuristic.yaml)."""
     cfg = load_heuristic_config(config, overrides)
     knowledge = HeuristicKnowledge(cfg.knowledge)
     roles = make_heuristic_roles(
@@ -181,7 +186,7 @@ def make_heuristic_agent(
         max_rounds=cfg.max_tool_rounds,
         locator=cfg.locator,
     )
-    wf_config = _workflow_config(cfg, disable, window, stride, causal)
+    wf_config = _workflow_config(cfg, disable, window, stride, causal, detector_prompt)
     workflow = Workflow(
         roles,
         workflow_tools(wf_config),
@@ -207,6 +212,7 @@ def make_llm_agent(
     config: str | Path | None = None,
     overrides: list[str] | None = None,
     trajectories: str | Path | None = None,
+    detector_prompt: str | None = None,
 ) -> WorkflowDetector:
     """The workflow with LLM roles (agents/llm_roles.py: ``make_llm_roles(config, overrides,
     evaluator=...)``) over the same tools, context and knowledge as the heuristic agent; the
@@ -218,7 +224,7 @@ def make_llm_agent(
     except ImportError as err:
         raise ImportError(f"the LLM roles are not available: {err}") from err
     cfg = load_heuristic_config(None)
-    wf_config = _workflow_config(cfg, disable, window, stride, causal)
+    wf_config = _workflow_config(cfg, disable, window, stride, causal, detector_prompt)
     tools = workflow_tools(wf_config)
     roles: Roles = make_llm_roles(config, overrides, evaluator=evaluator, tool_schemas=tools.schemas())
     concurrency = max([int(getattr(b, "max_concurrency", 1)) for b in role_backends(roles)] or [1])

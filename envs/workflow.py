@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from anomamind.agents.detector_prompt import build_detector_messages
+from anomamind.agents.detector_prompt import build_detector_messages, check_style
 from anomamind.agents.parsing import parse_detection
 from anomamind.agents.roles import RoleFailed, Roles, WindowTask
 from anomamind.envs.windowing import make_windows
@@ -48,15 +48,18 @@ FAILURE_KINDS: tuple[str, ...] = (
 
 @dataclass
 class WorkflowConfig:
-    """Window geometry, preprocessing mode, ablations and the refinement bound."""
+    """Window geometry, preprocessing mode, ablations, the refinement bound and the
+    detector prompt's style (agents/detector_prompt.DETECTOR_PROMPTS)."""
 
     window: int = 100
     stride: int = 100
     causal: bool = False
     disable: tuple[str, ...] = ()
     max_refinements: int = 1
+    detector_prompt: str = "compact"
 
     def __post_init__(self) -> None:
+        check_style(self.detector_prompt)
         self.disable = tuple(self.disable)
         unknown = sorted(set(self.disable) - set(ABLATIONS))
         if unknown:
@@ -165,7 +168,7 @@ class Workflow:
         up = task.upstream
         return build_detector_messages(
             task, up.get("located"), up.get("plan"), up.get("evidence"),
-            feedback=feedback, previous_answer=previous_answer,
+            feedback=feedback, previous_answer=previous_answer, style=self.config.detector_prompt,
         )
 
     def run_window(self, task: WindowTask, keep_prompts: bool = True) -> WindowOutcome:

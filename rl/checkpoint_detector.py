@@ -10,6 +10,7 @@ answer does not parse predicts nothing and is counted in ``failed_windows``.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,19 @@ class CheckpointDetector:
         )
 
 
+def trained_prompt_style(folder: Path) -> str | None:
+    """The prompt style recorded beside a trained model (rl/train.save_final), or None."""
+    from anomamind.rl.train import DETECTOR_INFO
+
+    info = folder / DETECTOR_INFO
+    if not info.is_file():
+        return None
+    try:
+        return json.loads(info.read_text())["detector_prompt"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise DataError(f"{info}: unreadable ({err}); delete it or pass detector_prompt") from err
+
+
 def make_checkpoint_detector(
     path: str,
     *,
@@ -88,10 +102,13 @@ def make_checkpoint_detector(
     window: int | None = None,
     stride: int | None = None,
     enable_thinking: bool | None = None,
+    detector_prompt: str | None = None,
 ) -> CheckpointDetector:
     """Load the model folder ``path`` (e.g. a training run's ``final/``) as the detector
     of the heuristic workflow (``agent_config``: configs/agents/heuristic.yaml by default;
-    ``disable``/``window``/``stride`` as for ``heuristic-agent``)."""
+    ``disable``/``window``/``stride`` as for ``heuristic-agent``). The prompts are
+    rendered in ``detector_prompt`` style; by default the style the model was trained on
+    (``anomamind_detector.json`` beside a trained model), else the agent config's."""
     from anomamind.agents.backends.transformers_local import TransformersBackend
     from anomamind.envs.detectors import make_heuristic_agent
 
@@ -99,7 +116,10 @@ def make_checkpoint_detector(
     if not (folder / "config.json").is_file():
         hint = " (a training run keeps its final model in OUTPUT_DIR/final)" if (folder / "final").is_dir() else ""
         raise DataError(f"checkpoint {path!r} is not a model folder: no config.json{hint}")
-    agent = make_heuristic_agent(disable=disable, evaluator=evaluator, window=window, stride=stride, config=agent_config)
+    agent = make_heuristic_agent(
+        disable=disable, evaluator=evaluator, window=window, stride=stride, config=agent_config,
+        detector_prompt=detector_prompt or trained_prompt_style(folder),
+    )
     backend = TransformersBackend(
         str(folder), device=device, dtype=dtype, max_batch_size=batch_size, enable_thinking=enable_thinking
     )

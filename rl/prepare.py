@@ -10,7 +10,13 @@ a Hugging Face ``DatasetDict`` (``train`` / ``validation``) with these columns:
 - ``series``, ``dataset``, ``window_start``, ``window_end`` (``[start, end)``), ``labels``
   (0/1 per window point), ``has_anomaly``;
 - ``evidence``: the ranges the tools flagged (JSON), read by the rule_matching reward;
-- ``heuristic_answer``: the heuristic detector's answer for the window, the SFT target.
+- ``heuristic_answer``: the heuristic detector's answer for the window, the SFT target
+  (in the compact answer format, without explanations, when the prompts are compact).
+
+The prompt style (``compact`` or ``full``, agents/detector_prompt.py) is the agent
+config's ``detector_prompt`` unless ``PrepareConfig.detector_prompt`` overrides it; it is
+recorded in ``OUT/summary.json``, and training carries it into the trained model's folder
+so ``checkpoint:`` renders the prompts the model was trained on.
 
 Windows: every window with an anomaly is kept, plus ``normal_ratio`` normal windows per
 anomalous one, drawn with the seed from the same series. The split is by series (per
@@ -70,6 +76,7 @@ class PrepareConfig:
     cache_dir: str | None = None
     progress: bool = True
     agent_options: dict[str, Any] = field(default_factory=dict)
+    detector_prompt: str | None = None
 
     def __post_init__(self) -> None:
         if self.normal_ratio < 0:
@@ -116,12 +123,15 @@ def _make_agent(cfg: PrepareConfig):
     from anomamind.eval.registry import create_detector
 
     options = {"window": cfg.window, "stride": cfg.stride, "evaluator": False, **cfg.agent_options}
+    if cfg.detector_prompt is not None:
+        options["detector_prompt"] = cfg.detector_prompt
     if cfg.agents and cfg.agents.startswith("llm:"):
         return create_detector("llm-agent", config=cfg.agents[4:], **options)
     return create_detector("heuristic-agent", config=cfg.agents, **options)
 
 
 def _row(task: Any, workflow: Any, teacher: Any) -> dict[str, Any]:
+    from anomamind.agents.detector_prompt import compact_answer
     from anomamind.envs.env import evidence_candidates
 
     messages = workflow.detector_messages(task)
@@ -131,6 +141,8 @@ def _row(task: Any, workflow: Any, teacher: Any) -> dict[str, Any]:
         log.warning("%s: no heuristic answer (%s)", task.task_id, err)
         answer = ""
     w = task.window
+    if answer and workflow.config.detector_prompt == "compact":
+        answer = compact_answer(answer, w.start, w.end)
     return {
         "prompt": messages,
         "series": task.series.name,
@@ -208,6 +220,7 @@ def prepare_dataset(cfg: PrepareConfig) -> dict[str, Any]:
         "datasets": sorted({s.dataset for s in series}),
         "agents": cfg.agents or "heuristic (configs/agents/heuristic.yaml)",
         "agent_options": cfg.agent_options,
+        "detector_prompt": workflow.config.detector_prompt,
         "normal_ratio": cfg.normal_ratio,
         "val_fraction": cfg.val_fraction,
         "seed": cfg.seed,

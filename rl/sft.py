@@ -55,7 +55,7 @@ def train_sft(cfg: Any, output_dir: str) -> dict[str, Any]:
 
     from anomamind.rl.train import (
         _resume_path, _summary, _validation_rows, _write_history, filter_long_prompts,
-        load_policy, load_splits, peft_config, save_final,
+        load_policy, load_splits, peft_config, prepared_prompt_style, save_final,
     )
     from anomamind.rl.validation import make_validation_callback
 
@@ -75,5 +75,5 @@ def train_sft(cfg: Any, output_dir: str) -> dict[str, Any]:
         trainer.callback_handler.callbacks.insert(0, callback)
     result = trainer.train(resume_from_checkpoint=_resume_path(args.resume_from_checkpoint, output_dir))
     _write_history(trainer, output_dir)
-    final = save_final(trainer, tokenizer, output_dir)
+    final = save_final(trainer, tokenizer, output_dir, prepared_prompt_style(cfg.data.path))
     return _summary(trainer, output_dir, final, result, callback)

@@ -57,7 +57,10 @@ class ModelSection:
 @dataclass
 class DataSection:
     """The prepared dataset; ``max_prompt_tokens`` drops longer prompts (counted with the
-    policy's chat template); ``max_train_windows`` keeps the first K training rows."""
+    policy's chat template); ``max_train_windows`` keeps the first K training rows;
+    ``detector_prompt`` (compact | full) is the prompt style the data must have been
+    prepared with (None: whichever it has; the style is recorded next to the trained model
+    either way, see :func:`save_final`)."""
 
     path: str = ""
     train_split: str = "train"
@@ -65,6 +68,7 @@ class DataSection:
     max_prompt_tokens: int | None = None
     max_train_windows: int | None = None
     seed: int = 0
+    detector_prompt: str | None = None
 
 
 @dataclass
@@ -213,6 +217,18 @@ def peft_config(section: ModelSection) -> Any:
         raise ConfigError(f"model.lora: {err}") from err
 
 
+def prepared_prompt_style(path: str | Path) -> str | None:
+    """The detector prompt style a prepared dataset was built with (its summary.json);
+    None for data prepared before styles existed (those are ``full``) or without a summary."""
+    summary = Path(path) / "summary.json"
+    if not summary.is_file():
+        return None
+    try:
+        return json.loads(summary.read_text()).get("detector_prompt")
+    except (json.JSONDecodeError, AttributeError) as err:
+        raise ConfigError(f"{summary}: not a prepare summary ({err})") from err
+
+
 def load_splits(section: DataSection) -> tuple[Any, Any]:
     """Train and validation splits of the prepared dataset (validation may be empty)."""
     from datasets import load_from_disk
@@ -222,6 +238,13 @@ def load_splits(section: DataSection) -> tuple[Any, Any]:
         raise ConfigError(
             f"data.path {section.path!r} is not a prepared dataset (no dataset_dict.json); "
             "run `anomamind prepare --out DIR` first"
+        )
+    style = prepared_prompt_style(path)
+    if section.detector_prompt is not None and section.detector_prompt != (style or "full"):
+        raise ConfigError(
+            f"data.detector_prompt is {section.detector_prompt!r} but {path} was prepared with "
+            f"{style or 'full'!r} prompts: prepare it again with detector_prompt={section.detector_prompt} "
+            "in the agent config, or change data.detector_prompt"
         )
     splits = load_from_disk(str(path))
     if section.train_split not in splits:
@@ -236,14 +259,19 @@ def load_splits(section: DataSection) -> tuple[Any, Any]:
     return train, validation
 
 
+def prompt_tokens(tokenizer: Any, messages: list[dict[str, Any]]) -> int:
+    """Tokens of ``messages`` as the policy reads them: chat template, generation prompt."""
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
 def filter_long_prompts(dataset: Any, tokenizer: Any, max_tokens: int | None) -> Any:
     """Drop rows whose chat-templated prompt is longer than ``max_tokens`` tokens."""
     if not max_tokens or dataset is None or len(dataset) == 0:
         return dataset
 
     def short_enough(row: dict[str, Any]) -> bool:
-        text = tokenizer.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True)
-        return len(tokenizer(text, add_special_tokens=False)["input_ids"]) <= max_tokens
+        return prompt_tokens(tokenizer, row["prompt"]) <= max_tokens
 
     kept = dataset.filter(short_enough)
     if len(kept) < len(dataset):
@@ -314,8 +342,13 @@ def _resume_path(value: Any, output_dir: str) -> str | None:
     return str(value)
 
 
-def save_final(trainer: Any, tokenizer: Any, output_dir: str) -> str:
-    """Save the trained policy (LoRA merged into the base weights) to ``output_dir/final``."""
+#: Written next to a trained model: what ``checkpoint:`` needs to prompt it as trained.
+DETECTOR_INFO = "anomamind_detector.json"
+
+
+def save_final(trainer: Any, tokenizer: Any, output_dir: str, detector_prompt: str | None = None) -> str:
+    """Save the trained policy (LoRA merged into the base weights) to ``output_dir/final``,
+    with the prompt style of its training data in ``final/anomamind_detector.json``."""
     final = Path(output_dir) / "final"
     model = trainer.accelerator.unwrap_model(trainer.model)
     if hasattr(model, "merge_and_unload"):
@@ -324,6 +357,7 @@ def save_final(trainer: Any, tokenizer: Any, output_dir: str) -> str:
         final.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(str(final))
         tokenizer.save_pretrained(str(final))
+        (final / DETECTOR_INFO).write_text(json.dumps({"detector_prompt": detector_prompt or "full"}))
     return str(final)
 
 
@@ -388,7 +422,7 @@ def train_grpo(cfg: TrainConfig, output_dir: str) -> dict[str, Any]:
         trainer.callback_handler.callbacks.insert(0, callback)  # before the loggers see `logs`
     result = trainer.train(resume_from_checkpoint=_resume_path(args.resume_from_checkpoint, output_dir))
     _write_history(trainer, output_dir)
-    final = save_final(trainer, tokenizer, output_dir)
+    final = save_final(trainer, tokenizer, output_dir, prepared_prompt_style(cfg.data.path))
     return _summary(trainer, output_dir, final, result, callback)
 
 

@@ -27,7 +27,7 @@ def test_reset_returns_detector_messages_and_step_scores_the_answer():
     env = make_workflow_env([_series()])
     obs, info = env.reset(options={"series": "toy", "window": 2})
     assert env.observation_space.contains(obs)
-    assert obs[0]["role"] == "system" and "[200, 299]" in obs[-1]["content"]
+    assert obs[0]["role"] == "system" and "Window 200-299;" in obs[-1]["content"]
     assert info["window"] == [200, 300] and info["has_labels"] and not info["cached"]
     obs2, reward, terminated, truncated, step_info = env.step(GOOD)
     assert terminated and not truncated and obs2 == []

@@ -23,7 +23,7 @@ from anomamind.types import Series
 
 SPIKE_AT = 260
 ROLE_PROMPTS = {role: load_prompt(f"{role}.md") for role in ("locator", "planner", "actor", "evaluator")}
-ROLE_PROMPTS["detector"] = load_prompt("detector.md")
+ROLE_PROMPTS["detector"] = load_prompt("detector_compact.md")
 
 
 def role_of(body: dict) -> str:
@@ -163,7 +163,7 @@ def test_full_trajectory_with_tool_rounds_and_one_refinement(tmp_path):
     refine = server.requests[7]["messages"]
     assert refine[-2]["role"] == "assistant" and "[210, 220]" in refine[-2]["content"]
     assert "has no support in the tool results" in refine[-1]["content"]
-    assert '"max_at":260' in refine[1]["content"]  # the detector prompt carries the tool evidence
+    assert "- 260: spike" in refine[1]["content"]  # the detector prompt carries the tool evidence
 
 
 def test_actor_stops_at_the_tool_round_bound(tmp_path):

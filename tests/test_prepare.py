@@ -9,6 +9,7 @@ import pytest
 
 pytest.importorskip("datasets")
 
+from anomamind.agents.parsing import is_well_formatted  # noqa: E402
 from anomamind.envs.synthetic import write_tsbad_csv  # noqa: E402
 from anomamind.envs.synthetic import generate_dataset  # noqa: E402
 from anomamind.rl.prepare import (  # noqa: E402
@@ -80,8 +81,10 @@ def test_prepare_synthetic_folder(tmp_path):
         assert len(row["labels"]) == row["window_end"] - row["window_start"]
         assert row["has_anomaly"] == any(row["labels"])
         assert row["prompt"][0]["role"] == "system" and row["prompt"][-1]["role"] == "user"
-        assert f"[{row['window_start']}, {row['window_end'] - 1}]" in row["prompt"][-1]["content"]
+        assert f"Window {row['window_start']}-{row['window_end'] - 1};" in row["prompt"][-1]["content"]
         assert "candidates" in json.loads(row["evidence"])
+        assert is_well_formatted(row["heuristic_answer"]) and '"explanation"' not in row["heuristic_answer"]
+    assert summary["detector_prompt"] == "compact"
     # the heuristic teacher's answers are scoreable SFT targets
     scores = two_sided(None, train["heuristic_answer"], window_start=train["window_start"],
                        window_end=train["window_end"], labels=train["labels"])

@@ -15,6 +15,7 @@ from anomamind.rl.train import (  # noqa: E402
     grpo_args,
     load_splits,
     load_train_config,
+    prepared_prompt_style,
     train_from_config,
     trainer_args_from_cli,
 )
@@ -73,6 +74,17 @@ def test_config_errors_name_the_problem(tmp_path):
         load_splits(load_train_config(SMOKE, [f"data.path={tmp_path}"]).data)
     with pytest.raises(ConfigError, match="no output directory"):
         train_from_config(SMOKE)
+
+
+def test_the_train_config_checks_the_prepared_prompt_style(tmp_path):
+    (tmp_path / "dataset_dict.json").write_text('{"splits": ["train"]}')
+    (tmp_path / "summary.json").write_text('{"detector_prompt": "compact"}')
+    assert prepared_prompt_style(tmp_path) == "compact"
+    with pytest.raises(ConfigError, match="data.detector_prompt is 'full' but .* was prepared with 'compact'"):
+        load_splits(load_train_config(SMOKE, [f"data.path={tmp_path}", "data.detector_prompt=full"]).data)
+    (tmp_path / "summary.json").write_text("{}")  # prepared before prompt styles: full
+    with pytest.raises(ConfigError, match="prepared with 'full'"):
+        load_splits(load_train_config(SMOKE, [f"data.path={tmp_path}", "data.detector_prompt=compact"]).data)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
