@@ -104,12 +104,13 @@ def main(argv: list[str] | None = None) -> int:
 def write(args: argparse.Namespace, rows: list[dict], seconds: float) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    # the tree's state before this run's own outputs change it
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
     with open(out.with_suffix(".csv"), "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
     load = os.getloadavg()
     lines = [
         "# Detector prompt length: compact vs full (SmolLM2 tokens)",
