@@ -10,12 +10,15 @@ stable (no timestamps or ids). Two renderings of the same evidence (``DETECTOR_P
   merged into one line per flagged region (``feature peak_z/threshold``), the strongest
   sub-threshold reading of each quiet feature (with its index when it is a near miss),
   the knowledge entry in a sentence, and the answer format once
-  (agents/prompts/detector_compact.md), without explanations in the answer. Median 390-430
-  SmolLM2 tokens per dataset at window 100 on the dev split, p95 under 500
+  (agents/prompts/detector_compact.md), without explanations in the answer. Median 420-460
+  SmolLM2 tokens per dataset at window 100 on the dev split, p95 under 520
   (benchmarks/train/prompt_tokens.md).
 - ``full``: every value to 4 significant digits, the locator's description, the plan text
   and thresholds, each tool result as one JSON line (agents/prompts/detector.md); 1,500-
-  2,700 tokens at window 100. Kept for ablations and large models.
+  2,800 tokens at window 100. Kept for ablations and large models.
+
+In both, names are quoted and the data-derived and model-written text sits in a data
+section the system prompt says to read as data (agents/untrusted.py).
 """
 
 from __future__ import annotations
