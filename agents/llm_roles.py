@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from anomamind.agents.backends.base import INVALID_ARGUMENTS_KEY, BackendError, ChatBackend, ChatResponse, ImageNotSeenError
 from anomamind.agents.backends.factory import backend_config, make_backends
@@ -31,7 +30,7 @@ from anomamind.agents.backends.messages import (
     tool_message,
 )
 from anomamind.agents.budget import PromptTooLongError, Section, check_budget, fit_prompt
-from anomamind.agents.detector_prompt import compact, dumps
+from anomamind.agents.detector_prompt import compact, dumps, value_strip
 from anomamind.agents.parsing import fit_interval
 from anomamind.agents.roles import Evidence, EvaluatorOutput, LocatorOutput, PlanOutput, RoleFailed, Roles, WindowTask
 from anomamind.agents.untrusted import clean_text, data_section, quote, with_data_rule
@@ -420,22 +419,14 @@ def _values_section(task: WindowTask, cuttable: bool = False) -> Section:
 
 
 def window_levels(values: Any, start: int, group: int = 10) -> str:
-    """The window as one digit per point (0 = its minimum, 9 = its maximum, ``_`` = missing),
-    in groups of ``group`` points each prefixed by its first index: a rendering of the
-    plot for models that take no images, and a short stand-in for the values."""
-    x = np.asarray(values, dtype=float)
-    finite = np.isfinite(x)
-    if not finite.any():
-        return f"Values from index {start}: all missing"
-    lo, hi = float(np.min(x[finite])), float(np.max(x[finite]))
-    scaled = np.zeros(x.size) if hi <= lo else (np.where(finite, x, lo) - lo) / (hi - lo) * 9
-    digits = ["_" if not ok else str(int(round(d))) for d, ok in zip(scaled, finite)]
-    groups = [f"{start + k}:{''.join(digits[k:k + group])}" for k in range(0, len(digits), group)]
-    lowest, highest = start + int(np.nanargmin(np.where(finite, x, np.inf))), start + int(np.nanargmax(np.where(finite, x, -np.inf)))
-    return (
-        f"Values as levels 0-9 (0 = minimum {compact(lo)} at index {lowest}, 9 = maximum {compact(hi)} at index "
-        f"{highest}), {group} points per group, each group prefixed by its first index:\n" + " ".join(groups)
-    )
+    """The window as one digit per point (agents/detector_prompt.value_strip: 0 = its
+    minimum, 9 = its maximum), in groups of ``group`` points each prefixed by its first
+    index: the plot for models that take no images, and a short stand-in for the values."""
+    strip, scale = value_strip(values)
+    if len(strip) == len(values):  # one digit per point: indices can be shown
+        strip = " ".join(f"{start + k}:{strip[k:k + group]}" for k in range(0, len(strip), group))
+        scale += f", {group} points per group, each group prefixed by its first index"
+    return f"Window from index {start}, {scale}:\n{strip}"
 
 
 def _knowledge_text(task: WindowTask) -> str:
