@@ -23,11 +23,14 @@ returning one answer. An answer is:
 - ``Stall(seconds, answer)``: the answer after ``seconds`` (before any header);
 - a dict with ``"choices"``: sent verbatim as the response body.
 
-``models``: what ``GET /v1/models`` lists (names or full entries); None answers it 404.
+``models``: what ``GET /v1/models`` lists (names or full entries); None answers it 404, a
+``FakeError`` with that error.
 ``images``: how the server treats image parts, seen in the reported prompt tokens:
 ``accepted`` (100 tokens each, like a vision model), ``dropped`` (none, like a text-only
-chat format) or ``stringified`` (a token per 3 base64 characters). The vision probe's
-requests (``PROBE_TEXT``) are answered "ok" and counted in ``probes``, not ``requests``.
+chat format), ``stringified`` (a token per 3 base64 characters), or ``refused`` (any
+message whose content is a list of parts gets HTTP 500, as llama-cpp-python's jinja chat
+formats answer). The vision probe's requests (``PROBE_TEXT``) are answered "ok" and
+counted in ``probes``, not ``requests``.
 
 Reported usage: prompt tokens = whitespace-separated words of the messages' text plus the
 images' tokens; completion tokens = words of the answer.
@@ -45,7 +48,7 @@ from typing import Any
 
 from anomamind.agents.backends.openai_compat import PROBE_TEXT
 
-IMAGE_MODES = ("accepted", "dropped", "stringified")
+IMAGE_MODES = ("accepted", "dropped", "stringified", "refused")
 
 
 @dataclass
@@ -55,6 +58,10 @@ class FakeError:
     status: int
     body: str = '{"error": {"message": "scripted error"}}'
     headers: dict[str, str] = field(default_factory=dict)
+
+
+#: How llama-cpp-python's jinja chat formats answer content parts.
+_REFUSED = FakeError(500, '{"error": {"message": "can only concatenate str (not \\"list\\") to str"}}')
 
 
 @dataclass
@@ -114,14 +121,16 @@ def prompt_tokens(messages: list[dict[str, Any]], images: str = "accepted") -> i
                 image_cost += {"accepted": 100, "dropped": 0, "stringified": len(url) // 3}[images]
             else:
                 words += len(str(part.get("text", "")).split())
-        words += len(json.dumps(message.get("tool_calls") or "").split())
+        if message.get("tool_calls"):
+            words += len(json.dumps(message["tool_calls"]).split())
     return words + image_cost
 
 
 class FakeChatServer:
     """Context manager running the scripted chat server; see the module docstring."""
 
-    def __init__(self, responder: Responder, *, models: Sequence[Any] | None = None, images: str = "accepted") -> None:
+    def __init__(self, responder: Responder, *, models: Sequence[Any] | FakeError | None = None,
+                 images: str = "accepted") -> None:
         if images not in IMAGE_MODES:
             raise ValueError(f"images must be one of {IMAGE_MODES}")
         self._responder = responder
@@ -151,6 +160,9 @@ class FakeChatServer:
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
                 if self.path.rstrip("/") != "/v1/models" or server.models is None:
                     self._send(404, json.dumps({"error": {"message": f"no route {self.path}"}}))
+                    return
+                if isinstance(server.models, FakeError):
+                    self._send(server.models.status, server.models.body, server.models.headers)
                     return
                 entries = [m if isinstance(m, dict) else {"id": m, "object": "model"} for m in server.models]
                 self._send(200, json.dumps({"object": "list", "data": entries}))
@@ -215,7 +227,11 @@ class FakeChatServer:
 
     def _record_and_answer(self, body: dict[str, Any], headers: dict[str, str]) -> Answer:
         with self._lock:
-            if _first_text(body.get("messages") or []) == PROBE_TEXT:
+            messages = body.get("messages") or []
+            if self.images == "refused" and any(isinstance(m.get("content"), list) for m in messages):
+                self.probes += _first_text(messages) == PROBE_TEXT
+                return _REFUSED
+            if _first_text(messages) == PROBE_TEXT:
                 self.probes += 1
                 return "ok"
             self.requests.append(body)
