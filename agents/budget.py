@@ -1,10 +1,11 @@
 """Context budgets of the LLM roles: every prompt fits what the backend's context leaves
 after the answer's ``max_tokens``, or it is not sent.
 
-A role builds its user message from :class:`Section` s, most important first. When the
-prompt is over budget, the least important section that can still shrink moves to its
-next (shorter) variant, or, when it is ``cuttable``, is cut and finally left out; the
-prompt is counted again after each change. What was shortened is recorded in the step. A
+A role builds its user message from :class:`Section` s (in the order they are shown,
+data sections first). When the prompt is over budget, the shrinkable section of the
+lowest ``keep`` rank (the last such when ranks tie) moves to its next (shorter) variant,
+or, when it is ``cuttable``, is cut and finally left out; the prompt is counted again
+after each change. What was shortened is recorded in the step. A
 prompt whose fixed parts alone exceed the budget raises :class:`PromptTooLongError` naming
 the role, the budget and the size, before any request. Counting uses the backend's
 tokenizer when it has one, else a conservative estimate (agents/backends/tokens.py).
@@ -41,12 +42,13 @@ class PromptTooLongError(ContextOverflowError):
 class Section:
     """One part of a user message: ``variants`` are (label, text) pairs, longest first;
     ``data`` sections go inside the data markers; a ``cuttable`` section's last variant may
-    be cut and finally left out."""
+    be cut and finally left out; sections of higher ``keep`` rank shrink later."""
 
     name: str
     variants: list[tuple[str, str]]
     data: bool = False
     cuttable: bool = False
+    keep: int = 0
     chosen: int = 0
     text_override: str | None = None
     changes: list[str] = field(default_factory=list)
@@ -129,7 +131,7 @@ def fit_prompt(
         shrinkable = [s for s in sections if s.can_shrink()]
         if not shrinkable:
             raise PromptTooLongError(role, size, budget, exact, budget + max_tokens, max_tokens)
-        shrinkable[-1].shrink(size - budget)
+        min(reversed(shrinkable), key=lambda s: s.keep).shrink(size - budget)
     record: dict[str, Any] = {"budget": budget, "prompt_tokens": size, "counted": "tokenizer" if exact else "estimate"}
     shortened = {s.name: "; ".join(s.changes) for s in sections if s.changes}
     if shortened:

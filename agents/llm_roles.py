@@ -477,13 +477,13 @@ def _first_sentence(text: str) -> str:
     return text[: match.start()] if match else text
 
 
-def compact_schemas(schemas: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Schemas with the first sentence of each description and no parameter descriptions:
-    the same calls in about a quarter of the tokens."""
+def compact_schemas(schemas: list[dict[str, Any]], descriptions: bool = True) -> list[dict[str, Any]]:
+    """Schemas with the first sentence of each tool's description (none without
+    ``descriptions``) and no parameter descriptions: the same calls in a fraction of the tokens."""
     out = []
     for schema in schemas:
         fn = dict(schema.get("function", schema))
-        fn["description"] = _first_sentence(fn.get("description", ""))
+        fn["description"] = _first_sentence(fn.get("description", "")) if descriptions else ""
         params = dict(fn.get("parameters") or {})
         params["properties"] = {
             name: {k: v for k, v in (spec or {}).items() if k != "description"}
@@ -605,10 +605,10 @@ class LLMPlanner:
         sections = [
             Section.fixed("window", "\n".join(filter(None, [_series_line(task), _disabled_note(task)])), data=True),
             _values_section(task),
-            Section("locator", [("locator", visual)], data=True, cuttable=True),
+            Section("locator", [("locator", visual)], data=True, cuttable=True, keep=1),
             Section.fixed("tools", "Tools the action agent can call (name(arguments; ? = optional): what it does):\n"
                           + tool_catalogue(self.tool_schemas)),
-            Section("knowledge", [("knowledge", "Domain knowledge: " + _knowledge_text(task))], cuttable=True),
+            Section("knowledge", [("knowledge", "Domain knowledge: " + _knowledge_text(task))], cuttable=True, keep=2),
         ]
         messages, budget = _fit("planner", self.backend, self.settings, _system(self.settings, "planner.md"), sections)
         response, step = _ask("planner", self.backend, self.settings, messages, budget)
@@ -635,9 +635,22 @@ class LLMActor:
     backend: ChatBackend
     settings: ActorSettings = field(default_factory=ActorSettings)
 
+    def native_tools(self) -> bool:
+        """``tool_mode: native`` on a backend that takes tool schemas (its probe; True when
+        it cannot say); otherwise the tools are described in the prompt (text mode)."""
+        if self.settings.tool_mode != "native":
+            return False
+        probe = getattr(self.backend, "accepts_tools", None)
+        return True if probe is None else bool(probe())
+
     def act(self, task: WindowTask, plan: PlanOutput, registry: Any) -> Evidence:
-        native = self.settings.tool_mode == "native"
+        try:
+            native = self.native_tools()
+        except BackendError as err:
+            raise RoleFailed("actor", err, [Step("actor", info={"error": str(err), "failure": err.kind})]) from err
         messages, budget, schemas = self._first_prompt(task, plan, registry.schemas(), native)
+        if not native and self.settings.tool_mode == "native":
+            budget["tool_mode"] = "text (the server's chat format ignores tool schemas)"
         sent_from = 0  # each step records only the messages it added to the transcript
         results: list[ToolResult] = []
         steps: list[Step] = []
@@ -685,19 +698,27 @@ class LLMActor:
 
     def _first_prompt(self, task: WindowTask, plan: PlanOutput, all_schemas: list[dict[str, Any]], native: bool
                       ) -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:
-        """The first round's messages with the largest tool offer that fits (see the class)."""
-        named = _named_tools(plan.text, all_schemas)
-        offers = [named, compact_schemas(named)] if named else [all_schemas, compact_schemas(all_schemas)]
+        """The first round's messages with the largest tool offer that fits: the full
+        schemas, compact ones, then bare ones (native mode) or the one-line catalogue (text
+        mode) - of the tools the plan names, or of all tools when it names none."""
+        offered = _named_tools(plan.text, all_schemas) or all_schemas
+        offers = [("full schemas", offered), ("compact schemas", compact_schemas(offered)),
+                  ("bare schemas" if native else "the catalogue", compact_schemas(offered, descriptions=False))]
         plan_text = clean_text(plan.text, MAX_RELAYED_CHARS) if plan.text else (
             "(the planner gave no usable plan: run the tools that fit the data)"
         )
         thresholds = f"\nThresholds: {dumps(plan.thresholds)}" if plan.thresholds else ""
         error: RoleFailed | None = None
-        for schemas in offers:
-            extra = "" if native else load_prompt("actor_text_tools.md") + "\n" + _tools_text(schemas)
+        for label, schemas in offers:
+            if native:
+                extra = ""
+            else:
+                listed = tool_catalogue(offered) if label == "the catalogue" else _tools_text(schemas)
+                extra = load_prompt("actor_text_tools.md") + "\n" + listed
             sections = [
                 Section.fixed("window", "\n".join(filter(None, [_series_line(task), _disabled_note(task)])), data=True),
-                Section("plan", [("plan", f"Plan (written by the planner):\n{plan_text}{thresholds}")], data=True, cuttable=True),
+                Section("plan", [("plan", f"Plan (written by the planner):\n{plan_text}{thresholds}")], data=True,
+                        cuttable=True, keep=1),
                 _values_section(task, cuttable=True),
                 Section.fixed("ask", "Call the tools the plan needs."),
             ]
@@ -707,8 +728,7 @@ class LLMActor:
             except RoleFailed as failed:
                 error = failed
                 continue
-            if schemas is not offers[0]:
-                budget["tools"] = "compact schemas (the full ones do not fit the context)"
+            budget["tools"] = label
             return messages, budget, schemas
         assert error is not None
         raise error
@@ -769,9 +789,9 @@ class LLMEvaluator:
             Section.fixed("window", f"Window: indices {w.start}..{w.end - 1} of series {quote(task.series.name)}", data=True),
             Section.fixed("parsed", clean_text(parsed, MAX_RELAYED_CHARS), data=True),
             Section("answer", [("answer", "Detector result:\n" + clean_text(detection.raw_text, MAX_RELAYED_CHARS))],
-                    data=True, cuttable=True),
+                    data=True, cuttable=True, keep=2),
             Section("evidence", [("evidence", "Evidence (tool results, one JSON line each):\n"
-                                  + clean_text("\n".join(evidence_lines) or "none"))], data=True, cuttable=True),
+                                  + clean_text("\n".join(evidence_lines) or "none"))], data=True, cuttable=True, keep=1),
             Section("plan", [("plan", "Plan:\n" + clean_text(plan.text or "(no plan)", MAX_RELAYED_CHARS))],
                     data=True, cuttable=True),
         ]
@@ -828,8 +848,9 @@ def make_llm_roles(
 
 def check_backends(roles: Roles, *, localization: bool = True) -> None:
     """Start-up checks before any window runs: each HTTP backend's ``/models`` (the model
-    is served; the server's context length), and whether the locator's backend takes
-    images (a probe, unless ``localization`` is off). Fatal problems raise BackendError."""
+    is served; the server's context length), whether the locator's backend takes images
+    (a probe, unless ``localization`` is off) and whether the actor's takes tool schemas
+    (in native tool mode). Fatal problems raise BackendError."""
     seen: set[int] = set()
     for role in (roles.locator, roles.planner, roles.actor, roles.detector, roles.evaluator):
         backend = getattr(role, "backend", None)
@@ -840,6 +861,8 @@ def check_backends(roles: Roles, *, localization: bool = True) -> None:
             backend.check()
     if localization and isinstance(roles.locator, LLMLocator):
         roles.locator.sees_images()
+    if isinstance(roles.actor, LLMActor):
+        roles.actor.native_tools()
 
 
 def role_backends(roles: Roles) -> list[ChatBackend]:

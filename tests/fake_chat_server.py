@@ -32,8 +32,12 @@ message whose content is a list of parts gets HTTP 500, as llama-cpp-python's ji
 formats answer). The vision probe's requests (``PROBE_TEXT``) are answered "ok" and
 counted in ``probes``, not ``requests``.
 
-Reported usage: prompt tokens = whitespace-separated words of the messages' text plus the
-images' tokens; completion tokens = words of the answer.
+``tools``: ``accepted`` counts the words of the request's tool schemas in the prompt
+tokens (a chat format that renders them), ``ignored`` does not (one that drops them).
+
+Reported usage: prompt tokens = whitespace-separated words of the messages' text (and of
+the tool schemas when ``tools`` is accepted) plus the images' tokens; completion tokens =
+words of the answer.
 """
 
 from __future__ import annotations
@@ -130,7 +134,7 @@ class FakeChatServer:
     """Context manager running the scripted chat server; see the module docstring."""
 
     def __init__(self, responder: Responder, *, models: Sequence[Any] | FakeError | None = None,
-                 images: str = "accepted") -> None:
+                 images: str = "accepted", tools: str = "accepted") -> None:
         if images not in IMAGE_MODES:
             raise ValueError(f"images must be one of {IMAGE_MODES}")
         self._responder = responder
@@ -138,6 +142,7 @@ class FakeChatServer:
         self._lock = threading.Lock()
         self.models = models
         self.images = images
+        self.tools = tools
         self.requests: list[dict[str, Any]] = []
         self.request_headers: list[dict[str, str]] = []
         self.probes = 0
@@ -191,7 +196,9 @@ class FakeChatServer:
                     answer = reply(answer)
                 answer = dict(answer)
                 answer.setdefault("usage", {"prompt_tokens": 0, "completion_tokens": 0})
-                answer["usage"]["prompt_tokens"] = prompt_tokens(body["messages"], server.images)
+                answer["usage"]["prompt_tokens"] = prompt_tokens(body["messages"], server.images) + (
+                    len(json.dumps(body.get("tools") or "").split()) if server.tools == "accepted" and body.get("tools") else 0
+                )
                 self._send(200, json.dumps(answer), drip=drip)
 
             def _send(self, status: int, text: str, headers: dict[str, str] | None = None, drip: float | None = None) -> None:

@@ -330,3 +330,11 @@ def test_a_server_that_refuses_content_parts_is_probed_as_rejecting_images():
         assert backend.accepts_images() is False
     assert backend.vision_probe["outcome"] == "rejected"
     assert "can only concatenate str" in backend.vision_probe["detail"]
+
+
+@pytest.mark.parametrize(("tools", "accepts"), [("accepted", True), ("ignored", False)])
+def test_the_tools_probe_tells_whether_schemas_reach_the_model(tools, accepts):
+    with FakeChatServer([], tools=tools) as server:
+        backend = OpenAICompatBackend("m", base_url=server.base_url)
+        assert backend.accepts_tools() is accepts
+    assert backend.tools_probe["outcome"] == ("accepted" if accepts else "ignored") and server.probes == 2

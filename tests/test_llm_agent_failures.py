@@ -232,7 +232,7 @@ def test_a_backend_without_images_gets_the_window_as_text(tmp_path):
     with FakeChatServer(calm, images="dropped") as server:
         outcome = make_llm_agent(config=config(tmp_path, server.base_url), window=100).run(series(n=100))
         locator_body = next(b for b in server.requests if role_of(b) == "locator")
-    assert server.probes == 2
+    assert server.probes == 4  # two requests to see if images arrive, two for tool schemas
     content = locator_body["messages"][1]["content"]
     assert isinstance(content, str) and "as 0-9, one per point" in content and "0:" in content
     step = outcome.trajectories[0].steps[0]
@@ -246,3 +246,13 @@ def test_vision_true_on_a_server_that_pastes_images_as_text_stops_detect(tmp_pat
         assert server.requests == []
     assert code == 1
     assert "pasted the test image as text" in capsys.readouterr().err
+
+
+def test_a_server_that_ignores_tool_schemas_gets_them_in_the_prompt(tmp_path):
+    with FakeChatServer(calm, tools="ignored") as server:
+        (traj,) = make_llm_agent(config=config(tmp_path, server.base_url), window=300).run(series()).trajectories
+        actor_body = next(b for b in server.requests if role_of(b) == "actor")
+    assert "tools" not in actor_body  # native tool mode configured, but the schemas would vanish
+    assert "<tool_call>" in actor_body["messages"][0]["content"]
+    actor = next(s for s in traj.steps if s.role == "actor")
+    assert actor.info["budget"]["tool_mode"] == "text (the server's chat format ignores tool schemas)"

@@ -16,7 +16,8 @@ requests at ``max_concurrency``. Every attempt is recorded (outcome, seconds, us
 :meth:`check` asks the server's ``/models`` once: the configured model must be served
 (llama.cpp answers any name with its one loaded model) and a context length the server
 reports there (vLLM's ``max_model_len``, ...) bounds :attr:`context_tokens`.
-:meth:`accepts_images` probes once whether images reach the model (see :func:`probe_vision`).
+:meth:`accepts_images` and :meth:`accepts_tools` probe once whether images and tool schemas
+reach the model (:func:`probe_vision`, :func:`probe_tools`): chat formats drop them silently.
 """
 
 from __future__ import annotations
@@ -116,6 +117,7 @@ class OpenAICompatBackend:
         self.usage = UsageMeter()
         self.server_info: dict[str, Any] | None = None
         self.vision_probe: dict[str, Any] | None = None
+        self.tools_probe: dict[str, Any] | None = None
         self._counter: TokenCounter | None = None
         self._sleep = sleep
         self._slots = threading.BoundedSemaphore(max_concurrency)
@@ -229,6 +231,14 @@ class OpenAICompatBackend:
                 "set vision: auto (a text rendering of the window is sent instead) or use a vision-language model"
             )
         return False
+
+    def accepts_tools(self) -> bool:
+        """Whether tool schemas reach the model (a probe at first use, see :func:`probe_tools`):
+        chat formats without tool support drop them silently."""
+        with self._probe_lock:
+            if self.tools_probe is None:
+                self.tools_probe = probe_tools(self)
+        return self.tools_probe["outcome"] in ("accepted", "unverified")
 
     # -- HTTP -----------------------------------------------------------------------------
 
@@ -540,4 +550,39 @@ def probe_vision(backend: OpenAICompatBackend) -> dict[str, Any]:
         result = {"outcome": "accepted", "detail": f"took the test image as {seen - base} prompt tokens"}
     result.update(text_tokens=base, image_request_tokens=seen, base64_chars=b64_chars)
     log.info("%s: vision probe: %s", backend.url, result["detail"])
+    return result
+
+
+#: The tool the tools probe offers (its schema is what should show in the prompt tokens).
+PROBE_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "probe_tool",
+        "description": "A tool that is only offered, never called: its schema shows whether tools reach the model.",
+        "parameters": {"type": "object", "properties": {"threshold": {"type": "number", "description": "a number"}}},
+    },
+}
+
+
+def probe_tools(backend: OpenAICompatBackend) -> dict[str, Any]:
+    """Whether tool schemas reach the model, from two one-token requests without and with
+    :data:`PROBE_TOOL`: ``accepted`` (the prompt grew), ``ignored`` (it did not: the chat
+    format drops tools, as llama-cpp-python's jinja and chatml formats do), ``rejected``
+    (the request with a tool failed) or ``unverified`` (no token usage reported)."""
+    ask = [{"role": "user", "content": PROBE_TEXT}]
+    plain = backend.chat(ask, max_tokens=1)
+    try:
+        with_tool = backend.chat(ask, tools=[PROBE_TOOL], max_tokens=1)
+    except BackendError as err:
+        if err.fatal:
+            raise
+        return {"outcome": "rejected", "detail": f"rejected a request with tools ({_short(err)})"}
+    base, seen = plain.usage["prompt_tokens"], with_tool.usage["prompt_tokens"]
+    if base == 0 or seen == 0:
+        result = {"outcome": "unverified", "detail": "reports no token usage, so tool delivery cannot be checked"}
+    elif seen - base < 4:
+        result = {"outcome": "ignored", "detail": f"ignored the tool schemas (prompt tokens {base} without, {seen} with them)"}
+    else:
+        result = {"outcome": "accepted", "detail": f"took the tool schema as {seen - base} prompt tokens"}
+    log.info("%s: tools probe: %s", backend.url, result["detail"])
     return result
