@@ -1,13 +1,16 @@
 """The five roles as LLM calls over chat backends: locator (a VLM looking at the plotted
-window), planner, actor (tool calls, several rounds), detector and evaluator.
+window, or the window as text for a model without images), planner, actor (tool calls,
+several rounds), detector and evaluator.
 
 Prompts are files under agents/prompts/ (the paper's templates, appendix D.4); the
-workflow context goes into the user message. Every answer is parsed forgivingly (think
-blocks, fenced or bare JSON, trailing text, reversed or out-of-window indices) and every
-repair or failure is written into the role's ``Step.info`` (``notes``, ``parse_error``):
-an unparseable answer never stops the workflow, it just contributes nothing (no
-candidates, an empty plan, no refinement). Backend failures (after the backend's own
-retries) do raise, and the workflow counts the window as failed.
+workflow context goes into the user message, data-derived and model-written text inside
+its data section (agents/untrusted.py), shortened to the backend's context budget
+(agents/budget.py). Every answer is parsed forgivingly (think blocks, fenced or bare JSON,
+trailing text, reversed or out-of-window indices) and every repair or failure is written
+into the role's ``Step.info`` (``notes``, ``parse_error``): an unparseable answer never
+stops the workflow, it just contributes nothing (no candidates, an empty plan, no
+refinement). A failed request or a prompt that cannot fit raises :class:`RoleFailed`
+with the role's steps so far; the workflow counts the window as failed by kind.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import time
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
-
 
 from anomamind.agents.backends.base import INVALID_ARGUMENTS_KEY, BackendError, ChatBackend, ChatResponse, ImageNotSeenError
 from anomamind.agents.backends.factory import backend_config, make_backends

@@ -4,9 +4,11 @@ Prompts are files in ``agents/prompts/rule_*.md`` (``$name`` placeholders, fille
 :class:`string.Template`; the dataset's name enters them quoted, as data). Each call is
 one chat request through any :class:`~anomamind.agents.backends.base.ChatBackend` (built
 from ``llm.backend``, with the same timeout and retry settings as the agents' backends);
-the rule is the answer's ```python block. A request that fails is counted by kind
-(``failures``) and proposes nothing; a fatal failure (refused credentials, an endpoint
-that does not answer) stops the training. The proposer never runs code itself: the
+the rule is the answer's ```python block. Prompts fit the backend's context (the
+proposal prompt shows fewer or shorter example windows when the full one does not fit). A
+request that fails, or a prompt that cannot fit, is counted by kind (``failures``) and
+proposes nothing; a fatal failure (refused credentials, an endpoint that does not answer)
+stops the training. The proposer never runs code itself: the
 training loop checks every answer in the sandbox and feeds errors and regressions back
 through :meth:`repair` and :meth:`refine`.
 """
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from anomamind.agents.backends.base import BackendError, ChatBackend
+from anomamind.agents.budget import PromptTooLongError, check_budget
 from anomamind.agents.untrusted import quote, with_data_rule
 from anomamind.paths import PROMPT_DIR
 from anomamind.rules import features
@@ -113,8 +116,25 @@ class LLMProposer:
         )
 
     # -- prompting ------------------------------------------------------------------------
-    def _ask(self, prompt: str, seed: int) -> str | None:
-        messages = [{"role": "system", "content": self.system}, {"role": "user", "content": prompt}]
+    def _ask(self, prompts: list[str], seed: int) -> str | None:
+        """The rule in the answer to the first of ``prompts`` (longest first) that fits the
+        backend's context with ``max_tokens`` left for the answer; None when none fits or
+        the request fails (counted by kind)."""
+        messages, too_long = None, None
+        for prompt in prompts:
+            candidate = [{"role": "system", "content": self.system}, {"role": "user", "content": prompt}]
+            try:
+                check_budget("rule proposer", self.backend, self.options.max_tokens, candidate)
+            except PromptTooLongError as err:
+                too_long = err
+                continue
+            messages = candidate
+            break
+        if messages is None:
+            assert too_long is not None, "no prompt given"
+            self._count(too_long.kind, str(too_long))
+            log.warning("rule proposer: %s", too_long)
+            return None
         try:
             response = self.backend.chat(messages, temperature=self.options.temperature,
                                          max_tokens=self.options.max_tokens, seed=seed)
@@ -141,14 +161,16 @@ class LLMProposer:
         return Candidate(name=f"{self.name_prefix}-llm-{self._counter:03d}", source=source, proposer=self.name,
                          parent=parent, origin=origin, seed=seed)
 
-    def examples(self, seed: int) -> str:
-        """A few anomalous training windows as "index: value" lines around each anomaly."""
+    def examples(self, seed: int, windows: int | None = None, context: int = 10) -> str:
+        """A few anomalous training windows (``windows``, default ``example_windows``) as
+        "index: value" lines: each anomaly with ``context`` points each side (a long one
+        its first and last ``2 * context`` points)."""
         split = self.train
         anomalous = [(a, b) for a, b in split.bounds if split.labels[a:b].any()]
         if not anomalous:
             return "(no anomalous training windows)"
         rng = np.random.default_rng(seed)
-        count = min(self.options.example_windows, len(anomalous))
+        count = min(windows or self.options.example_windows, len(anomalous))
         picks = sorted(rng.choice(len(anomalous), size=count, replace=False))
         blocks = []
         for k, pick in enumerate(picks, start=1):
@@ -158,9 +180,9 @@ class LLMProposer:
             spread = float(np.median(np.abs(values - median)))
             lines = [f"Example {k}: window of {b - a} points, median {median:.4g}, median absolute deviation {spread:.4g}"]
             for start, end in _ranges(labels)[:3]:
-                lo, hi = max(0, start - 10), min(b - a, end + 11)
-                if hi - lo > 60:  # long anomaly: its start and end with context
-                    shown = list(range(lo, start + 20)) + list(range(end - 19, hi))
+                lo, hi = max(0, start - context), min(b - a, end + context + 1)
+                if hi - lo > 6 * context:  # long anomaly: its start and end with context
+                    shown = list(range(lo, start + 2 * context)) + list(range(end - 2 * context + 1, hi))
                 else:
                     shown = list(range(lo, hi))
                 lines.append("  " + ", ".join(f"{i}:{values[i]:.4g}{'*' if labels[i] else ''}" for i in shown))
@@ -173,27 +195,31 @@ class LLMProposer:
         lengths = [e - s + 1 for s, e in _ranges(labels)]
         template = load_prompt("rule_propose")
         out = []
+        shown = [(k, 10) for k in range(self.options.example_windows, 0, -1)] + [(1, 4), (1, 1)]  # shorter: fits smaller contexts
         for i in range(n):
-            prompt = template.substitute(
-                dataset=self.dataset,
-                examples=self.examples(seed * 1000 + i),
-                anomaly_share=f"{labels.mean():.2%}",
-                typical_length=int(np.median(lengths)) if lengths else 0,
-                objective=OBJECTIVES[self.combine_mode],
-            )
-            source = self._ask(prompt, seed * 1000 + i)
+            prompts = [
+                template.substitute(
+                    dataset=self.dataset,
+                    examples=self.examples(seed * 1000 + i, windows, context),
+                    anomaly_share=f"{labels.mean():.2%}",
+                    typical_length=int(np.median(lengths)) if lengths else 0,
+                    objective=OBJECTIVES[self.combine_mode],
+                )
+                for windows, context in shown
+            ]
+            source = self._ask(prompts, seed * 1000 + i)
             if source is not None:
                 out.append(self._candidate(source, "proposed", seed))
         return out
 
     def repair(self, candidate: Candidate, error: str) -> Candidate | None:
         prompt = load_prompt("rule_repair").substitute(source=candidate.source.rstrip(), error=error)
-        source = self._ask(prompt, candidate.seed or 0)
+        source = self._ask([prompt], candidate.seed or 0)
         return None if source is None else self._candidate(source, "repaired", candidate.seed or 0, candidate.parent)
 
     def refine(self, candidate: Candidate, regression: str) -> Candidate | None:
         prompt = load_prompt("rule_refine").substitute(source=candidate.source.rstrip(), regression=regression)
-        source = self._ask(prompt, candidate.seed or 0)
+        source = self._ask([prompt], candidate.seed or 0)
         return None if source is None else self._candidate(source, "refined", candidate.seed or 0, candidate.name)
 
     def mutate(self, candidate: Candidate, seed: int) -> list[Candidate]:
@@ -201,5 +227,5 @@ class LLMProposer:
         prompt = load_prompt("rule_mutate").substitute(
             dataset=self.dataset, source=candidate.source.rstrip(), operation=operation,
         )
-        source = self._ask(prompt, seed)
+        source = self._ask([prompt], seed)
         return [] if source is None else [self._candidate(source, "mutated", seed, candidate.name)]

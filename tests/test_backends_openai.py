@@ -325,11 +325,14 @@ def test_vision_true_on_a_server_that_drops_images_is_a_fatal_error():
 
 
 def test_a_server_that_refuses_content_parts_is_probed_as_rejecting_images():
-    with FakeChatServer([], images="refused") as server:  # llama-cpp-python's jinja formats: HTTP 500
-        backend = OpenAICompatBackend("m", base_url=server.base_url, max_retries=0)
+    sleep = RecordingSleep()
+    with FakeChatServer(["a real answer"], images="refused") as server:  # llama-cpp-python's jinja formats: HTTP 500
+        backend = OpenAICompatBackend("m", base_url=server.base_url, max_retries=4, fail_fast_after=1, sleep=sleep)
         assert backend.accepts_images() is False
+        assert backend.chat([{"role": "user", "content": "q"}]).text == "a real answer"
     assert backend.vision_probe["outcome"] == "rejected"
     assert "can only concatenate str" in backend.vision_probe["detail"]
+    assert server.probes == 2 and sleep.delays == []  # a probe is not retried, nor counted as the endpoint failing
 
 
 @pytest.mark.parametrize(("tools", "accepts"), [("accepted", True), ("ignored", False)])

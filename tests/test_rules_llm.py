@@ -185,3 +185,21 @@ def test_nothing_passing_ends_with_the_first_rejected_candidate_and_failed_reque
         proposer = LLMProposer(backend, train)
         assert len(proposer.propose(2, seed=0)) == 1  # the failed request proposes nothing
     assert proposer.report()["failures"] == {"backend_error": 1, "cut_at_max_tokens": 1}
+
+
+def test_the_proposal_prompt_fits_the_context_with_fewer_examples_or_is_not_sent():
+    train = build_split([spiky(k) for k in range(4)], 300)
+    with FakeChatServer(lambda body: FIXED) as server:
+        roomy = LLMProposer(OpenAICompatBackend("fake", base_url=server.base_url, api_key_env=None), train,
+                            LLMOptions(example_windows=3), dataset="SPIKY")
+        small = OpenAICompatBackend("fake", base_url=server.base_url, api_key_env=None, context_tokens=2000)
+        tight = LLMProposer(small, train, LLMOptions(example_windows=3, max_tokens=400), dataset="SPIKY")
+        tiny = LLMProposer(OpenAICompatBackend("fake", base_url=server.base_url, api_key_env=None, context_tokens=900),
+                           train, LLMOptions(max_tokens=400), dataset="SPIKY")
+        assert len(roomy.propose(1, seed=0)) == len(tight.propose(1, seed=0)) == 1
+        assert tiny.propose(1, seed=0) == []
+        sent = [b["messages"][1]["content"] for b in server.requests]
+    assert len(sent) == 2  # the tiny context's prompt was never sent
+    assert "Example 3" in sent[0] and "Example 2" not in sent[1] and "Example 1" in sent[1]  # 1,476 of 1,600 tokens
+    assert tiny.report()["failures"] == {"context_overflow": 1}
+    assert "rule proposer: the prompt needs" in tiny.report()["first_errors"]["context_overflow"]

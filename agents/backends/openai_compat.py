@@ -286,9 +286,23 @@ class OpenAICompatBackend:
         self.server_context_tokens = _context_length(entry)
         return {"checked": True, "models": served, "context_tokens": self.server_context_tokens}
 
-    def _post_with_retries(self, payload: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        retries = self.max_retries
-        if self.fail_fast_after and self._failures_in_a_row >= self.fail_fast_after:
+    def probe_usage(self, messages: list[Message], tools: list[dict[str, Any]] | None = None) -> dict[str, int]:
+        """The token usage of a one-token answer to ``messages``, in one attempt (the probes:
+        a refusal is an answer there, not something to retry)."""
+        self.check()
+        payload: dict[str, Any] = {"model": self.model, "messages": messages, "max_tokens": 1, "temperature": 0.0,
+                                   **self.extra_body}
+        if tools:
+            payload.update(tools=tools, tool_choice="auto")
+        data, _ = self._post_with_retries(payload, probe=True)
+        return _usage_of(data)
+
+    def _post_with_retries(self, payload: dict[str, Any], probe: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The reply's JSON and every attempt; a ``probe`` gets one attempt and leaves the
+        fail-fast count alone."""
+        retries = 0 if probe else self.max_retries
+        fail_fast = not probe and bool(self.fail_fast_after) and self._failures_in_a_row >= self.fail_fast_after
+        if fail_fast:
             retries = 0  # the endpoint looks down: one attempt until something succeeds
         attempts: list[dict[str, Any]] = []
         deadline_s = self.timeout_s
@@ -323,8 +337,9 @@ class OpenAICompatBackend:
                 if status in (401, 403):
                     raise BackendAuthError(self._auth_message_text(status, body), attempts=attempts)
                 if status == 200:
-                    with self._state_lock:
-                        self._failures_in_a_row = 0
+                    if not probe:
+                        with self._state_lock:
+                            self._failures_in_a_row = 0
                     try:
                         data = json.loads(body)
                     except ValueError as err:
@@ -349,13 +364,14 @@ class OpenAICompatBackend:
             log.warning("%s: %s; retry %d/%d in %.1fs", self.url, last_problem, attempt + 1, retries, delay)
             self._sleep(delay)
             attempt += 1
-        with self._state_lock:
-            self._failures_in_a_row += 1
+        if not probe:
+            with self._state_lock:
+                self._failures_in_a_row += 1
         if unreachable:
             raise BackendUnreachableError(
                 f"{self.url}: the endpoint does not answer after {len(attempts)} attempt(s): {last_problem}", attempts=attempts
             )
-        if retries < self.max_retries:
+        if fail_fast:
             raise BackendError(
                 f"{self.url}: failed without retrying (the endpoint looks down: "
                 f"{self._failures_in_a_row} requests in a row failed); last: {last_problem}",
@@ -532,14 +548,13 @@ def probe_vision(backend: OpenAICompatBackend) -> dict[str, Any]:
     png = probe_image()
     part = image_part(png)
     b64_chars = len(part["image_url"]["url"])
-    plain = backend.chat([{"role": "user", "content": PROBE_TEXT}], max_tokens=1)
+    base = backend.probe_usage([{"role": "user", "content": PROBE_TEXT}])["prompt_tokens"]
     try:
-        with_image = backend.chat([{"role": "user", "content": [text_part(PROBE_TEXT), part]}], max_tokens=1)
+        seen = backend.probe_usage([{"role": "user", "content": [text_part(PROBE_TEXT), part]}])["prompt_tokens"]
     except BackendError as err:
         if err.fatal:
             raise
         return {"outcome": "rejected", "detail": f"rejected a request with an image ({_short(err)})"}
-    base, seen = plain.usage["prompt_tokens"], with_image.usage["prompt_tokens"]
     if base == 0 or seen == 0:
         result = {"outcome": "unverified", "detail": "reports no token usage, so image delivery cannot be checked"}
     elif seen - base < 4:
@@ -570,14 +585,13 @@ def probe_tools(backend: OpenAICompatBackend) -> dict[str, Any]:
     format drops tools, as llama-cpp-python's jinja and chatml formats do), ``rejected``
     (the request with a tool failed) or ``unverified`` (no token usage reported)."""
     ask = [{"role": "user", "content": PROBE_TEXT}]
-    plain = backend.chat(ask, max_tokens=1)
+    base = backend.probe_usage(ask)["prompt_tokens"]
     try:
-        with_tool = backend.chat(ask, tools=[PROBE_TOOL], max_tokens=1)
+        seen = backend.probe_usage(ask, tools=[PROBE_TOOL])["prompt_tokens"]
     except BackendError as err:
         if err.fatal:
             raise
         return {"outcome": "rejected", "detail": f"rejected a request with tools ({_short(err)})"}
-    base, seen = plain.usage["prompt_tokens"], with_tool.usage["prompt_tokens"]
     if base == 0 or seen == 0:
         result = {"outcome": "unverified", "detail": "reports no token usage, so tool delivery cannot be checked"}
     elif seen - base < 4:
