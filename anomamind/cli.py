@@ -14,6 +14,8 @@ import argparse
 import importlib
 import sys
 
+from anomamind.extras import run_or_name_missing_extra
+
 COMMAND_MODULES: list[str] = [
     "anomamind.envs.data_cli",  # data fetch
     "anomamind.eval.cli",  # bench, detectors
@@ -22,6 +24,7 @@ COMMAND_MODULES: list[str] = [
     "anomamind.rl.sweep_cli",  # sweep
     "anomamind.rl.infer_cli",  # infer (batch inference over prepared windows)
     "anomamind.rules.cli",  # rules train / show
+    "anomamind.rules.log_cli",  # logs info / synth / train / show / bench
     "anomamind.tools.cli",  # tools list / call / plot
 ]
 
@@ -56,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    return run_or_name_missing_extra(lambda: int(args.func(args) or 0), f"anomamind {args.command}")
 
 
 if __name__ == "__main__":

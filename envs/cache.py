@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from anomamind.agents.roles import Evidence, LocatorOutput, PlanOutput, WindowTask
+from anomamind.atomic import atomic_write_text
 from anomamind.types import Interval, Step, ToolCall, ToolResult, _json_default
 
 
@@ -118,12 +117,8 @@ class UpstreamCache:
 
     def store(self, task: WindowTask, upstream: dict[str, Any]) -> Path:
         path = self.path(task)
-        path.parent.mkdir(parents=True, exist_ok=True)
         blob = json.dumps(
             upstream_to_dict(upstream["located"], upstream["plan"], upstream["evidence"]), default=_json_default
         )
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(blob)
-        os.replace(tmp, path)
+        atomic_write_text(path, blob)
         return path

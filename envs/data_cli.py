@@ -15,12 +15,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     data.set_defaults(func=lambda args: _usage(data))
 
     fetch = sub.add_parser("fetch", help="download, verify and unpack a public archive (resumable)")
-    fetch.add_argument("source", help="name of a source in configs/data.yaml, e.g. tsb-ad-u")
+    fetch.add_argument("source", help="name of a source in configs/data.yaml, e.g. tsb-ad-u or loghub-bgl")
     where = fetch.add_mutually_exclusive_group(required=True)
     where.add_argument("--out", help="folder to download and unpack into")
     add_deprecated_alias(where, "--dest", "--out DIR", lambda v: ("out", v, f"--out {v}"), metavar="DIR")
     fetch.add_argument("--url", help="override the configured URL (a mirror)")
     fetch.add_argument("--sha256", help="expected SHA-256 of the archive (overrides the config)")
+    fetch.add_argument("--md5", help="expected MD5 of the archive, as Zenodo lists it (overrides the config)")
     fetch.add_argument("--archive", help="unpack this local archive instead of downloading")
     fetch.add_argument("--config", help="data config file (default: configs/data.yaml)")
     fetch.add_argument("--delete-archive", action="store_true", help="remove the zip after unpacking")
@@ -58,6 +59,7 @@ def _fetch(args: argparse.Namespace) -> int:
             args.out,
             url=args.url,
             sha256=args.sha256,
+            md5=args.md5,
             archive=args.archive,
             config=args.config or DATA_CONFIG,
             keep_archive=not args.delete_archive,
@@ -91,6 +93,9 @@ def _info(args: argparse.Namespace) -> int:
         )
     for path, message in result.failures:
         print(f"skipped: {message}")
+    if not result.series:
+        print(f"anomamind data info: {args.spec}: no series could be loaded", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -40,15 +40,15 @@ def resolve_data(
         result = _synthetic(spec, seed, datasets)
     else:
         path = Path(spec).expanduser()
-        if path.is_file():
-            series = load_series(path, nan_policy=nan_policy, min_length=min_length)
-            _check_filter([series.dataset], datasets, spec)
-            result = LoadResult(series=[series])
-        elif path.is_dir():
+        if path.is_dir():
             if is_easytsad_root(path):
                 result = load_easytsad(path, datasets=datasets, nan_policy=nan_policy, min_length=min_length)
             else:
                 result = load_directory(path, datasets=datasets, nan_policy=nan_policy, min_length=min_length)
+        elif path.exists() or path.is_symlink():  # a file; a special or oversized one is refused by name
+            series = load_series(path, nan_policy=nan_policy, min_length=min_length)
+            _check_filter([series.dataset], datasets, spec)
+            result = LoadResult(series=[series])
         else:
             raise DataError(
                 f"data spec {spec!r}: no such file or folder; expected 'synthetic', 'synthetic:N', "

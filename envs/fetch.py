@@ -1,8 +1,9 @@
-"""Download, verify and unpack public data archives (TSB-AD-U), resuming partial downloads.
+"""Download, verify and unpack public data archives (TSB-AD-U, Loghub), resuming partial downloads.
 
 The archive is streamed to ``<name>.part`` next to its final path; when a run is cut off
 the part stays, and the next run asks the server for the rest with an HTTP ``Range``
-header. A SHA-256 from the config is checked before the archive is accepted. Network
+header. A SHA-256 and/or an MD5 (what Zenodo publishes) from the config is checked before
+the archive is accepted. Zip and tar (.tar.gz, .tgz, .tar) archives are unpacked. Network
 failures become a ``FetchError`` that says what happened and what to do, never a raw
 requests traceback.
 """
@@ -10,6 +11,7 @@ requests traceback.
 from __future__ import annotations
 
 import hashlib
+import tarfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +39,7 @@ class FetchSource:
     url: str
     archive: str
     sha256: str | None = None
+    md5: str | None = None
     description: str = ""
 
 
@@ -50,7 +53,7 @@ def load_sources(path: str | Path = DATA_CONFIG) -> dict[str, FetchSource]:
     for name, entry in sources.items():
         if not isinstance(entry, dict) or "url" not in entry:
             raise DataError(f"{path}: source {name!r} needs at least a 'url'")
-        unknown = sorted(set(entry) - {"url", "archive", "sha256", "description"})
+        unknown = sorted(set(entry) - {"url", "archive", "sha256", "md5", "description"})
         if unknown:
             raise DataError(f"{path}: source {name!r} has unknown key(s) {unknown}")
         out[name] = FetchSource(
@@ -58,6 +61,7 @@ def load_sources(path: str | Path = DATA_CONFIG) -> dict[str, FetchSource]:
             url=str(entry["url"]),
             archive=str(entry.get("archive") or Path(str(entry["url"])).name),
             sha256=(str(entry["sha256"]).lower() if entry.get("sha256") else None),
+            md5=(str(entry["md5"]).lower() if entry.get("md5") else None),
             description=str(entry.get("description", "")),
         )
     return out
@@ -68,19 +72,20 @@ def download(
     target: str | Path,
     *,
     sha256: str | None = None,
+    md5: str | None = None,
     timeout: float = 30.0,
     progress: bool = False,
     log: Callable[[str], None] = print,
 ) -> Path:
     """Fetch ``url`` into ``target``, resuming ``target.part`` if a previous run left one.
 
-    An existing ``target`` whose checksum matches (or with no checksum configured) is
+    An existing ``target`` whose checksums match (or with no checksum configured) is
     reused without touching the network.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.is_file():
-        if sha256 is None or _sha256(target) == sha256.lower():
+        if _checksum_problem(target, sha256, md5) is None:
             log(f"{target}: already downloaded")
             return target
         log(f"{target}: checksum differs from the configured one; downloading again")
@@ -105,7 +110,7 @@ def download(
             total = _total_from_content_range(response.headers.get("Content-Range", ""))
             if total != have:  # the part is not the whole file: start again
                 part.unlink()
-                return download(url, target, sha256=sha256, timeout=timeout, progress=progress, log=log)
+                return download(url, target, sha256=sha256, md5=md5, timeout=timeout, progress=progress, log=log)
         elif response.status_code in (200, 206):
             resumed = response.status_code == 206 and have > 0
             if have and not resumed:
@@ -124,22 +129,23 @@ def download(
         else:
             raise FetchError(f"{url}: the server answered HTTP {response.status_code} {response.reason}")
 
-    if sha256 is not None:
-        actual = _sha256(part)
-        if actual != sha256.lower():
-            part.unlink()
-            raise FetchError(
-                f"{url}: SHA-256 mismatch (expected {sha256.lower()}, got {actual}); the corrupt "
-                "download was deleted, run the command again (or fix the checksum in the config)"
-            )
+    problem = _checksum_problem(part, sha256, md5)
+    if problem is not None:
+        part.unlink()
+        raise FetchError(
+            f"{url}: {problem}; the corrupt download was deleted, run the command again "
+            "(or fix the checksum in the config)"
+        )
     part.replace(target)
     return target
 
 
 def unpack(archive: str | Path, dest: str | Path) -> list[Path]:
-    """Extract a zip archive into ``dest``; refuse members that would land outside it."""
+    """Extract a zip or tar archive into ``dest``; refuse members that would land outside it."""
     archive, dest = Path(archive), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
+    if archive.name.lower().endswith((".tar.gz", ".tgz", ".tar")):
+        return _untar(archive, dest)
     try:
         with zipfile.ZipFile(archive) as bundle:
             root = dest.resolve()
@@ -153,12 +159,31 @@ def unpack(archive: str | Path, dest: str | Path) -> list[Path]:
     return [dest / n for n in names]
 
 
+def _untar(archive: Path, dest: Path) -> list[Path]:
+    """Extract a tar archive with tarfile's "data" filter (no links out, no devices, no
+    absolute or escaping paths); a member that would land outside ``dest`` is refused."""
+    try:
+        with tarfile.open(archive) as bundle:
+            members = bundle.getmembers()
+            root = dest.resolve()
+            for member in members:
+                if not (root / member.name).resolve().is_relative_to(root):
+                    raise FetchError(f"{archive}: member {member.name!r} would be written outside {dest}; refusing")
+            bundle.extractall(dest, filter="data")
+    except (tarfile.TarError, EOFError, OSError) as err:
+        if isinstance(err, FetchError):
+            raise
+        raise FetchError(f"{archive}: not a valid tar archive ({err}); delete it and download again") from err
+    return [dest / m.name for m in members if m.isfile()]
+
+
 def fetch(
     name: str,
     dest: str | Path,
     *,
     url: str | None = None,
     sha256: str | None = None,
+    md5: str | None = None,
     archive: str | Path | None = None,
     config: str | Path = DATA_CONFIG,
     keep_archive: bool = True,
@@ -167,7 +192,7 @@ def fetch(
 ) -> Path:
     """Download (or take a local ``archive``), verify and unpack source ``name`` into ``dest``.
 
-    ``url`` and ``sha256`` override the config. Returns ``dest``.
+    ``url``, ``sha256`` and ``md5`` override the config. Returns ``dest``.
     """
     sources = load_sources(config)
     if name not in sources:
@@ -175,19 +200,20 @@ def fetch(
     source = sources[name]
     dest = Path(dest)
     checksum = (sha256 or source.sha256 or "").lower() or None
+    md5_sum = (md5 or source.md5 or "").lower() or None
     if archive is not None:
         archive_path = Path(archive)
         if not archive_path.is_file():
             raise FetchError(f"{archive_path}: archive not found")
-        if checksum and _sha256(archive_path) != checksum:
-            raise FetchError(f"{archive_path}: SHA-256 does not match the configured {checksum}")
+        problem = _checksum_problem(archive_path, checksum, md5_sum)
+        if problem is not None:
+            raise FetchError(f"{archive_path}: {problem}")
     else:
         archive_path = download(
-            url or source.url, dest / source.archive, sha256=checksum, progress=progress, log=log
+            url or source.url, dest / source.archive, sha256=checksum, md5=md5_sum, progress=progress, log=log
         )
     files = unpack(archive_path, dest)
-    csvs = sum(1 for f in files if f.suffix.lower() == ".csv")
-    log(f"unpacked {len(files)} files ({csvs} CSV) from {archive_path.name} into {dest}")
+    log(f"unpacked {len(files)} files from {archive_path.name} into {dest}")
     if not keep_archive and archive is None:
         archive_path.unlink()
     return dest
@@ -219,12 +245,22 @@ def _stream(response, part: Path, *, append: bool, progress: bool, done: int, ex
             bar.close()
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def _digest(path: Path, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(_CHUNK), b""):
+        for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _checksum_problem(path: Path, sha256: str | None, md5: str | None) -> str | None:
+    """What is wrong with ``path``'s checksums (None when every configured one matches)."""
+    for name, algorithm, expected in (("SHA-256", "sha256", sha256), ("MD5", "md5", md5)):
+        if expected:
+            actual = _digest(path, algorithm)
+            if actual != expected.lower():
+                return f"{name} mismatch (expected {expected.lower()}, got {actual})"
+    return None
 
 
 def _total_from_content_range(header: str) -> int | None:

@@ -19,6 +19,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from anomamind.envs.data_files import open_data_file, read_data_file
 from anomamind.types import DataError, Series
 
 #: TSB-AD-U file names: ``NNN_<DS>_id_<k>_<Domain>_tr_<T>_1st_<F>.csv``.
@@ -94,7 +95,7 @@ def load_series(
     the parent folder when the name does not follow the TSB-AD pattern.
     """
     path = Path(path)
-    raw = _read_bytes(path)
+    raw = read_data_file(path)
     return _series_from_bytes(path, raw, nan_policy=nan_policy, min_length=min_length, dataset=dataset)
 
 
@@ -120,7 +121,7 @@ def load_directory(
     _check_nan_policy(nan_policy)
     if not root.is_dir():
         raise DataError(f"{root}: not a directory")
-    paths = sorted(p for p in root.rglob("*.csv") if p.is_file())
+    paths = sorted(root.rglob("*.csv"))  # special files too: reported, not silently skipped
     paths = [p for p in paths if not _is_file_list(p, root)]
     if not paths:
         raise DataError(f"{root}: no CSV files found")
@@ -135,7 +136,7 @@ def load_directory(
     seen_name: dict[str, Path] = {}
     for path in _maybe_progress(paths, progress, desc=f"loading {root.name}"):
         try:
-            raw = _read_bytes(path)
+            raw = read_data_file(path)
         except DataError as err:
             result.failures.append((str(path), str(err)))
             continue
@@ -257,17 +258,6 @@ def _check_nan_policy(nan_policy: str) -> None:
         raise DataError(f"nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
 
 
-def _read_bytes(path: Path) -> bytes:
-    if not path.exists():
-        raise DataError(f"{path}: file not found")
-    if not path.is_file():
-        raise DataError(f"{path}: not a file")
-    try:
-        return path.read_bytes()
-    except OSError as err:
-        raise DataError(f"{path}: cannot read file ({err.strerror or err})") from err
-
-
 def _series_from_bytes(
     path: Path, raw: bytes, *, nan_policy: str, min_length: int, dataset: str | None
 ) -> Series:
@@ -363,11 +353,14 @@ def _easytsad_series(series_dir: Path, dataset: str, nan_policy: str, min_length
     parts = {}
     for part in ("train", "test", "train_label", "test_label"):
         file = series_dir / f"{part}.npy"
-        if not file.is_file():
+        if not file.exists():
             raise DataError(f"{series_dir}: missing {file.name} (EasyTSAD needs train/test .npy and their _label.npy)")
         try:
-            array = np.load(file, allow_pickle=False)
-        except (OSError, ValueError) as err:
+            with open_data_file(file) as handle:
+                array = np.load(handle, allow_pickle=False)
+        except DataError:
+            raise
+        except (OSError, ValueError, EOFError) as err:
             raise DataError(f"{file}: not a readable .npy array ({err})") from err
         array = np.squeeze(array)
         if array.ndim > 1:

@@ -9,7 +9,10 @@ outputs keep the windows' order). The roles are any implementations of the proto
 agents/roles.py (heuristic, LLM, or a mix); the workflow only wires them, records a
 :class:`Trajectory` per window (with every step that completed, also when a later role
 failed), and turns a window whose roles fail into a counted failure of a named kind
-(:data:`FAILURE_KINDS`) that predicts nothing. A fatal backend error (refused
+(:data:`FAILURE_KINDS`) that predicts nothing. A window whose roles raised (a refused or
+timed-out backend call, a prompt that cannot fit) is also listed in the prediction's
+``errors``: the result is incomplete and must not be cached as a success; an answer that
+did not parse, or was cut at max_tokens, is a result. A fatal backend error (refused
 credentials, an endpoint that does not answer) stops the series: :class:`WorkflowAborted`
 carries the windows finished before it.
 """
@@ -44,6 +47,8 @@ FAILURE_KINDS: tuple[str, ...] = (
     "parse", "cut_at_max_tokens", "timeout", "reply_too_large", "context_overflow", "image_not_seen",
     "backend_error", "workflow_error",
 )
+#: The kinds that are the model's answer (a result, cached); the others are run-time errors.
+ANSWER_FAILURES: frozenset[str | None] = frozenset({None, "parse", "cut_at_max_tokens"})
 
 
 @dataclass
@@ -275,6 +280,7 @@ class Workflow:
                 "disabled": list(self.config.disable),
                 **failure_summary(outcomes),
             },
+            errors=[o.error for o in outcomes if o.failure not in ANSWER_FAILURES],  # roles that raised
         )
         trajs = [o.trajectory for o in outcomes]
         if trajectories is not None:

@@ -3,17 +3,22 @@
 ``run_benchmark`` runs each pair in a worker process (``workers=1`` runs in-process), scores
 the detector's own decision and its continuous scores against the labels, and caches the
 result under ``out_dir/cache/<detector>/<series-key>.npz|.json`` as soon as it is done, so an
-interrupted run resumes where it stopped. The key hashes the series values and labels, the
-detector name and its options, and the metric version: change any and the pair is re-run.
+interrupted run resumes where it stopped. The cache (eval/bench_cache.py) keys each pair on
+everything its result depends on (series, detector, options, code, and the files the
+detector reads): change any and the pair is re-run. Entries are written atomically and a
+corrupt one is computed again. One run at a time may write ``out_dir`` (a lock, see
+anomamind/folder_lock.py), and worker processes die with the run that started them.
 
-Failure rule: a detector that raises on a series is recorded (``status="failed"`` and the
-error in ``per_series.csv``, counted in ``n_failed``) and the run goes on. The failed series
-is scored as a detector that predicted nothing (all-zero decision and scores): its
-precision, recall, F1 and Best-F1 are 0 and its VUS-PR / Affiliation-F are those of an
-all-zero score, so failures lower the macro averages instead of disappearing from them.
-Failures are not cached: the next run retries them. A fatal failure (a detector's
-endpoint refuses the credentials or stops answering) stops the run with
-:class:`BenchAborted`; the finished pairs stay cached, so the same command resumes.
+Failure rule: a detector that raises on a series, or whose prediction reports run-time
+errors (``SeriesPrediction.errors``: a backend that refused, a rule that timed out), is
+recorded (``status="failed"`` and the error in ``per_series.csv``, counted in
+``n_failed``) and the run goes on. The failed series is scored as a detector that
+predicted nothing (all-zero decision and scores): its precision, recall, F1 and Best-F1
+are 0 and its VUS-PR / Affiliation-F are those of an all-zero score, so failures lower the
+macro averages instead of disappearing from them. Failures are not cached: the next run
+retries them. A fatal failure (a detector's endpoint refuses the credentials or stops
+answering) stops the run with :class:`BenchAborted`; the finished pairs stay cached, so
+the same command resumes.
 
 Best-F1 is cross-fitted per (detector, dataset): the series are split into two folds by
 name and each fold's threshold is the candidate that maximises mean F1 on the other fold
@@ -25,13 +30,12 @@ the confidence levels 1..3 of interval detectors.
 from __future__ import annotations
 
 import contextlib
-import functools
-import hashlib
 import json
+import logging
 import os
-import re
 import time
 import traceback
+import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,12 +44,14 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
+from anomamind.eval.bench_cache import cache_stem, inputs_digest, load_arrays, load_entry, write_entry
 from anomamind.eval.point_metrics import DEFAULT_LEVELS, cross_fitted_best_f1, point_prf
 from anomamind.eval.registry import SeriesDetector, SeriesPrediction, UnknownDetectorError, create_detector
+from anomamind.folder_lock import folder_lock
 from anomamind.types import Series
+from anomamind.worker_lifetime import die_with_owner
 
-#: Bump when the per-series metrics change, so cached results are recomputed.
-METRICS_VERSION = 1
+log = logging.getLogger(__name__)
 
 #: Per-series columns taken from TSB-AD's metric dicts: our column -> TSB-AD key.
 TSBAD_COLUMNS = {
@@ -71,51 +77,7 @@ class PairTask:
     options: dict[str, Any]
     series: Series
     cache_stem: Path  # without suffix; ``.npz`` holds arrays, ``.json`` the row
-
-
-def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "x"
-
-
-#: Folders whose files a detector's result may depend on: the package's code and the
-#: configuration the detectors read (agents, knowledge memory, rules).
-_CODE_DIRS = ("anomamind", "agents", "tools", "envs", "rl", "eval", "rules")
-_CONFIG_DIRS = ("configs/agents", "configs/knowledge", "configs/rules")
-
-
-@functools.lru_cache(maxsize=1)
-def code_fingerprint() -> str:
-    """Hash of the project's source and detector configs, so a changed detector is rerun.
-
-    Resuming is for interrupted runs of the same code: after any change to the code or to
-    those configs, cached results no longer match and every pair is computed again.
-    """
-    from anomamind.paths import REPO_ROOT
-
-    digest = hashlib.sha256()
-    files = [p for d in _CODE_DIRS for p in (REPO_ROOT / d).rglob("*.py")]
-    files += [p for d in _CONFIG_DIRS for p in (REPO_ROOT / d).rglob("*.yaml")]
-    for path in sorted(files):
-        digest.update(str(path.relative_to(REPO_ROOT)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def pair_key(series: Series, detector: str, options: dict[str, Any]) -> str:
-    """Hash of everything a cached result depends on (values, labels, detector, options, code)."""
-    digest = hashlib.sha256()
-    digest.update(code_fingerprint().encode())
-    digest.update(np.ascontiguousarray(series.values, dtype=np.float64).tobytes())
-    if series.labels is not None:
-        digest.update(np.ascontiguousarray(series.labels, dtype=np.int8).tobytes())
-    digest.update(json.dumps([detector, options, series.train_end, METRICS_VERSION], sort_keys=True, default=str).encode())
-    return digest.hexdigest()[:16]
-
-
-def cache_stem(out_dir: Path, series: Series, detector: str, options: dict[str, Any]) -> Path:
-    """``out_dir/cache/<detector>/<dataset>__<series>__<key>`` (no suffix)."""
-    name = f"{_safe(series.dataset)}__{_safe(series.name)}__{pair_key(series, detector, options)}"
-    return out_dir / "cache" / _safe(detector) / name
+    inputs: str = ""  # digest of the files the detector reads (bench_cache.inputs_digest)
 
 
 def score_prediction(series: Series, prediction: SeriesPrediction) -> dict[str, Any]:
@@ -146,18 +108,26 @@ def score_prediction(series: Series, prediction: SeriesPrediction) -> dict[str, 
 
 # --- worker side -----------------------------------------------------------------------
 
-_DETECTORS: dict[str, SeriesDetector] = {}  # per-process cache of built detectors
+#: Per-process cache of built detectors: (name, options) -> (inputs digest, detector).
+_DETECTORS: dict[str, tuple[str, SeriesDetector]] = {}
 
 
-def _detector_for(name: str, options: dict[str, Any]) -> SeriesDetector:
+def _detector_for(name: str, options: dict[str, Any], inputs: str = "") -> SeriesDetector:
+    """The built detector, reused within a process until the files it reads change (then
+    the old one is closed, e.g. its sandbox process, and the detector built again)."""
     key = json.dumps([name, options], sort_keys=True, default=str)
-    if key not in _DETECTORS:
-        _DETECTORS[key] = create_detector(name, **options)
-    return _DETECTORS[key]
+    held = _DETECTORS.get(key)
+    if held is None or held[0] != inputs:
+        if held is not None and callable(getattr(held[1], "close", None)):
+            held[1].close()
+        _DETECTORS[key] = (inputs, create_detector(name, **options))
+    return _DETECTORS[key][1]
 
 
-def _limit_threads() -> None:
-    """Worker initializer: one thread per worker process, so workers do not oversubscribe."""
+def _init_worker(owner_pid: int) -> None:
+    """Worker initializer: die with the benchmark process (no orphans after ``kill -9``),
+    and one thread per worker process, so workers do not oversubscribe."""
+    die_with_owner(owner_pid)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         os.environ[var] = "1"
 
@@ -173,18 +143,26 @@ def _base_row(task: PairTask) -> dict[str, Any]:
     }
 
 
+class IncompletePrediction(RuntimeError):
+    """A prediction that reports run-time errors: the pair failed, whatever it flagged."""
+
+
 def run_pair(task: PairTask) -> dict[str, Any]:
     """Run and score one pair; cache it when it succeeded. Never raises for detector errors."""
     row = _base_row(task)
     start = time.perf_counter()
     try:
-        prediction = _detector_for(task.detector, task.options).detect(task.series)
+        prediction = _detector_for(task.detector, task.options, task.inputs).detect(task.series)
+        row["info"] = json.dumps(prediction.info, sort_keys=True, default=str)  # a failed pair's too: its windows
+        if prediction.errors:
+            raise IncompletePrediction(_describe_errors(prediction))
         metrics = score_prediction(task.series, prediction)
     except Exception as err:  # noqa: BLE001 - any detector error is recorded, the run goes on
         row.update(status="failed", error=f"{type(err).__name__}: {err}", seconds=time.perf_counter() - start)
         row["traceback"] = traceback.format_exc(limit=5)
         if getattr(err, "fatal", False):
             row["fatal"] = True  # the driver stops the run
+        task.cache_stem.with_suffix(".npz").unlink(missing_ok=True)  # never an older run's arrays
         return row
     row.update(metrics)
     row.update(
@@ -193,47 +171,20 @@ def run_pair(task: PairTask) -> dict[str, Any]:
         seconds=time.perf_counter() - start,
         failed_windows=int(prediction.failed_windows),
         threshold_candidates=json.dumps(prediction.info.get("threshold_candidates", list(DEFAULT_LEVELS))),
-        info=json.dumps(prediction.info, sort_keys=True, default=str),
     )
-    _write_cache(task.cache_stem, row, prediction)
+    try:
+        write_entry(task.cache_stem, row, prediction)
+    except OSError as err:  # a full disk: the result stands for this run, the next run redoes it
+        log.warning("cannot cache %s (%s); the next run computes it again", task.cache_stem, err)
+        task.cache_stem.with_suffix(".json").unlink(missing_ok=True)
     return row
 
 
-def _write_cache(stem: Path, row: dict[str, Any], prediction: SeriesPrediction) -> None:
-    """Write arrays then the row, each atomically; the row's presence marks the pair done."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    tmp = stem.with_name(stem.name + f".{os.getpid()}.tmp.npz")
-    np.savez_compressed(tmp, pred=np.asarray(prediction.pred, dtype=np.int8), scores=np.asarray(prediction.scores, dtype=np.float32))
-    os.replace(tmp, stem.with_suffix(".npz"))
-    tmp_json = stem.with_name(stem.name + f".{os.getpid()}.tmp.json")
-    tmp_json.write_text(json.dumps(row, default=_json_default, indent=1))
-    os.replace(tmp_json, stem.with_suffix(".json"))
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
-def load_cached(stem: Path) -> dict[str, Any] | None:
-    """The cached row of a finished pair, or None (missing or unreadable: run it again)."""
-    json_path, npz_path = stem.with_suffix(".json"), stem.with_suffix(".npz")
-    if not (json_path.exists() and npz_path.exists()):
-        return None
-    try:
-        return json.loads(json_path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-def load_arrays(stem: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cached (pred, scores) of a pair; zeros for a failed pair (it predicted nothing)."""
-    npz_path = stem.with_suffix(".npz")
-    if not npz_path.exists():
-        return np.zeros(n, dtype=np.int8), np.zeros(n)
-    with np.load(npz_path) as data:
-        return data["pred"], data["scores"].astype(np.float64)
+def _describe_errors(prediction: SeriesPrediction) -> str:
+    """One line for a prediction's run-time errors: how many, and the first."""
+    first = (str(prediction.errors[0]).strip().splitlines() or ["?"])[0]
+    windows = f" ({prediction.failed_windows} failed windows)" if prediction.failed_windows else ""
+    return f"{len(prediction.errors)} run-time error(s){windows}, first: {first}"
 
 
 # --- driver side -----------------------------------------------------------------------
@@ -281,8 +232,6 @@ def run_benchmark(
     (e.g. the data spec), ``load_failures`` (files the loader skipped) and ``command``
     (the command line that ran this, for the header) are stated in ``table.md``.
     """
-    from tqdm.auto import tqdm
-
     from anomamind.eval import report
 
     _check_series(series)
@@ -292,9 +241,10 @@ def run_benchmark(
     unknown_option_targets = set(detector_options or {}) - set(detectors)
     if unknown_option_targets:
         raise ValueError(f"detector options given for detectors not in the run: {sorted(unknown_option_targets)}")
+    inputs = {name: inputs_digest(name, options[name]) for name in detectors}
     for name in detectors:  # validates names and options up front, with the registry's message
         try:
-            detector = _detector_for(name, options[name])
+            detector = _detector_for(name, options[name], inputs[name])
             if hasattr(detector, "check"):
                 detector.check()  # start-up checks, e.g. the LLM agent's servers
         except UnknownDetectorError:
@@ -303,84 +253,100 @@ def run_benchmark(
             raise ValueError(f"detector {name!r} cannot be built: {type(err).__name__}: {err}") from err
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tasks = [
-        PairTask(name, options[name], s, cache_stem(out, s, name, options[name]))
-        for name in detectors
-        for s in series
-    ]
-    rows: dict[int, dict[str, Any]] = {}
-    pending: list[int] = []
-    for i, task in enumerate(tasks):
-        cached = load_cached(task.cache_stem)
-        if cached is not None:
-            rows[i] = {**cached, "cached": True}
-        else:
-            pending.append(i)
-    pending.sort(key=lambda i: -len(tasks[i].series))  # longest first balances the workers
+    with folder_lock(out, "anomamind bench"):
+        tasks = [
+            PairTask(name, options[name], s, cache_stem(out, s, name, options[name], inputs[name]), inputs[name])
+            for name in detectors
+            for s in series
+        ]
+        rows: dict[int, dict[str, Any]] = {}
+        for i, task in enumerate(tasks):
+            cached = load_entry(task.cache_stem, len(task.series))
+            if cached is not None:
+                rows[i] = {**cached, "cached": True}
+        pending = sorted(set(range(len(tasks))) - set(rows), key=lambda i: -len(tasks[i].series))  # longest first
+        with _worker_pool(workers) as pool:  # pairs, then the sample plots
+            rows.update(_run_pending(tasks, pending, pool, progress, done=len(rows)))
 
-    with _worker_pool(workers) as pool:  # pairs, then the sample plots
-        bar = tqdm(total=len(tasks), initial=len(rows), desc="bench", unit="pair", disable=not progress)
-        try:
-            if pool is None:
-                for i in pending:
-                    rows[i] = run_pair(tasks[i])
-                    bar.update(1)
-                    _stop_if_fatal(rows[i], out)
-            else:
-                futures = {pool.submit(run_pair, tasks[i]): i for i in pending}
-                for future in as_completed(futures):
-                    i = futures[future]
-                    try:
-                        rows[i] = future.result()
-                    except Exception as err:  # noqa: BLE001 - a worker died (e.g. killed for memory)
-                        rows[i] = {**_base_row(tasks[i]), "status": "failed", "error": f"worker crashed: {err!r}"}
-                    bar.update(1)
-                    if rows[i].get("fatal"):
-                        for other in futures:
-                            other.cancel()
-                    _stop_if_fatal(rows[i], out)
-        finally:
-            bar.close()
+            for i, row in rows.items():
+                row.setdefault("cached", False)
+                if row.get("status") == "failed":
+                    _score_failure(tasks[i], row)
+            per_series = pd.DataFrame([rows[i] for i in range(len(tasks))])
+            per_series = add_cross_fitted_best_f1(per_series, tasks)
+            per_series = per_series.drop(columns=["traceback"], errors="ignore")
+            summary = summarise(per_series)
 
-        for i, row in rows.items():
-            row.setdefault("cached", False)
-            if row.get("status") == "failed":
-                _score_failure(tasks[i], row)
-        per_series = pd.DataFrame([rows[i] for i in range(len(tasks))])
-        per_series = add_cross_fitted_best_f1(per_series, tasks)
-        per_series = per_series.drop(columns=["traceback"], errors="ignore")
-        summary = summarise(per_series)
-
-        per_series.to_csv(out / "per_series.csv", index=False)
-        summary.to_csv(out / "summary.csv", index=False)
-        (out / "table.md").write_text(
-            report.render_table(
-                summary, per_series, detectors, data_label=data_label, load_failures=load_failures or (),
-                command=command,
+            per_series.to_csv(out / "per_series.csv", index=False)
+            summary.to_csv(out / "summary.csv", index=False)
+            (out / "table.md").write_text(
+                report.render_table(
+                    summary, per_series, detectors, data_label=data_label, load_failures=load_failures or (),
+                    command=command,
+                )
             )
-        )
-        if sample_plots > 0:
-            report.draw_plots(report.plan_plots(tasks, out / "plots", sample_plots), load_arrays, pool, progress)
+            if sample_plots > 0:
+                report.draw_plots(report.plan_plots(tasks, out / "plots", sample_plots), load_arrays, pool, progress)
     return summary
-
-
-def _stop_if_fatal(row: dict[str, Any], out: Path) -> None:
-    if row.get("fatal"):
-        raise BenchAborted(
-            f"stopped at {row['detector']} on {row['dataset']}/{row['series']}: {row['error']}; "
-            f"finished pairs are cached in {out}, rerun the same command to resume"
-        )
 
 
 @contextlib.contextmanager
 def _worker_pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
-    """The run's worker processes (None for ``workers=1``: everything runs in-process)."""
+    """The run's worker processes, which die with it (None for ``workers=1``: everything
+    runs in-process)."""
     if workers <= 1:
         yield None
         return
-    with ProcessPoolExecutor(max_workers=workers, initializer=_limit_threads) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(os.getpid(),)) as pool:
         yield pool
+
+
+def _run_pending(
+    tasks: list[PairTask], pending: list[int], pool: ProcessPoolExecutor | None, progress: bool, done: int
+) -> dict[int, dict[str, Any]]:
+    """Rows of the ``pending`` pairs, in-process (``pool`` None) or in the pool."""
+    from tqdm.auto import tqdm
+
+    rows: dict[int, dict[str, Any]] = {}
+    with tqdm(total=done + len(pending), initial=done, desc="bench", unit="pair", disable=not progress) as bar:
+        if pool is None:
+            for i in pending:
+                rows[i] = run_pair(tasks[i])
+                bar.update(1)
+                _stop_if_fatal(rows[i])
+            return rows
+        futures = {pool.submit(run_pair, tasks[i]): i for i in pending}
+        for future in as_completed(futures):
+            i = futures[future]
+            try:
+                rows[i] = future.result()
+            except Exception as err:  # noqa: BLE001 - a worker died (e.g. killed for memory)
+                rows[i] = {**_base_row(tasks[i]), "status": "failed", "error": f"worker crashed: {err!r}"}
+            bar.update(1)
+            if rows[i].get("fatal"):
+                for other in futures:
+                    other.cancel()
+                _stop_if_fatal(rows[i])
+    return rows
+
+
+def _stop_if_fatal(row: dict[str, Any]) -> None:
+    if row.get("fatal"):
+        raise BenchAborted(
+            f"stopped at {row['detector']} on {row['dataset']}/{row['series']}: {row['error']}; "
+            "the finished pairs are cached: rerun the same command to resume"
+        )
+
+
+def failed_everywhere(per_series: pd.DataFrame) -> dict[str, str]:
+    """Detectors that failed on every series, each with its most frequent error (a missing
+    optional dependency, an endpoint that refuses): a run that scripts must not call a success."""
+    out: dict[str, str] = {}
+    for detector, group in per_series.groupby("detector", sort=False):
+        if (group["status"] != "ok").all():
+            errors = group["error"].fillna("").astype(str)
+            out[str(detector)] = errors.value_counts().index[0] if len(errors) else ""
+    return out
 
 
 def add_cross_fitted_best_f1(per_series: pd.DataFrame, tasks: list[PairTask]) -> pd.DataFrame:
@@ -391,7 +357,8 @@ def add_cross_fitted_best_f1(per_series: pd.DataFrame, tasks: list[PairTask]) ->
     groups: dict[tuple[str, str], list[int]] = {}
     for i, task in enumerate(tasks):
         groups.setdefault((task.detector, task.series.dataset), []).append(i)
-    for indices in groups.values():
+    notes: dict[str, list[str]] = {}
+    for (detector, dataset), indices in groups.items():
         labels, scores, names, candidates = [], [], [], set()
         for i in indices:
             task = tasks[i]
@@ -401,9 +368,15 @@ def add_cross_fitted_best_f1(per_series: pd.DataFrame, tasks: list[PairTask]) ->
             names.append(f"{task.series.dataset}/{task.series.name}")
             if per_series.at[i, "status"] == "ok":
                 candidates.update(json.loads(per_series.at[i, "threshold_candidates"]))
-        f1s, thresholds = cross_fitted_best_f1(labels, scores, names, sorted(candidates or DEFAULT_LEVELS))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            f1s, thresholds = cross_fitted_best_f1(labels, scores, names, sorted(candidates or DEFAULT_LEVELS))
+        for warning in caught:
+            notes.setdefault(str(warning.message), []).append(f"{detector} on {dataset}")
         per_series.loc[indices, "best_f1"] = f1s
         per_series.loc[indices, "best_f1_threshold"] = thresholds
+    for message, where in notes.items():  # once per message, not per group, and no source line
+        log.warning("%s (%s)", message, ", ".join(where))
     return per_series
 
 

@@ -1,8 +1,10 @@
 """``anomamind bench`` (run detectors over labelled series, write the report) and
 ``anomamind detectors`` (the registered detectors, one line each).
 
-Bad input (unknown dataset or detector, an empty or missing folder, a malformed
-``--set``) prints one clear line to stderr and exits with code 2.
+Exit codes: 0 when the run finished; 1 when some detector failed on every series (the
+reason is printed: CI and scripts must not take such a run for a result); 2 for bad input
+(unknown dataset or detector, an empty or missing folder, a malformed ``--set``), with one
+clear line on stderr; 75 (EX_TEMPFAIL) when another run holds the lock of ``--out``.
 """
 
 from __future__ import annotations
@@ -13,8 +15,12 @@ from pathlib import Path
 
 from anomamind.cli_options import add_deprecated_alias, add_set_option, set_to_set
 
+#: Exit code when a detector failed on every series.
+ALL_FAILED = 1
 #: Exit code for bad command-line input.
 USAGE_ERROR = 2
+#: Exit code when another run writes the same --out (sysexits' EX_TEMPFAIL: try later).
+OUT_LOCKED = 75
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,6 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--sample-plots", type=int, default=6, help="series plotted per detector (default 6; existing plots are kept)")
     bench.add_argument("--seed", type=int, default=0, help="seed of the synthetic data (default 0)")
     bench.add_argument("--no-progress", action="store_true", help="no progress bar")
+    bench.add_argument("--trusted-rules", action="store_true",
+                       help="rules:PATH detectors run even where the OS sandbox is unavailable (only for rules you trust)")
     bench.set_defaults(func=run_bench_command)
 
     listing = subparsers.add_parser(
@@ -56,11 +64,14 @@ def _fail(message: str) -> int:
 
 
 def run_bench_command(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from anomamind.cli_options import options_per_detector
     from anomamind.config import ConfigError
     from anomamind.envs.datasets import resolve_data
-    from anomamind.eval.bench import BenchAborted, run_benchmark
+    from anomamind.eval.bench import BenchAborted, failed_everywhere, run_benchmark
     from anomamind.eval.registry import UnknownDetectorError, available_detectors
+    from anomamind.folder_lock import FolderLocked
     from anomamind.types import DataError
 
     if args.workers < 1:
@@ -70,6 +81,10 @@ def run_bench_command(args: argparse.Namespace) -> int:
         options = options_per_detector(args.set, detectors)
     except ConfigError as err:
         return _fail(str(err))
+    if args.trusted_rules:
+        for name in detectors:
+            if name.startswith("rules:"):
+                options.setdefault(name, {})["trusted_rules"] = True
     known = set(available_detectors())
     for name in detectors:
         prefix = name.split(":", 1)[0] + ":ARG" if ":" in name else name
@@ -96,6 +111,9 @@ def run_bench_command(args: argparse.Namespace) -> int:
             load_failures=loaded.failures,
             command=args.command_line,
         )
+    except FolderLocked as err:
+        print(f"anomamind bench: {err}", file=sys.stderr)
+        return OUT_LOCKED
     except (UnknownDetectorError, DataError, ValueError) as err:
         return _fail(str(err))
     except BenchAborted as err:
@@ -103,7 +121,10 @@ def run_bench_command(args: argparse.Namespace) -> int:
         return 1
     print(Path(args.out, "table.md").read_text())
     print(f"results in {args.out}/ (summary.csv, per_series.csv, table.md, plots/)")
-    return 0
+    failed = failed_everywhere(pd.read_csv(Path(args.out, "per_series.csv"), keep_default_na=False))
+    for name, reason in failed.items():
+        print(f"anomamind bench: error: detector {name!r} failed on every series: {reason}", file=sys.stderr)
+    return ALL_FAILED if failed else 0
 
 
 def run_detectors_command(args: argparse.Namespace) -> int:

@@ -30,7 +30,10 @@ class SeriesPrediction:
     picked on the labels); ``scores`` a continuous score per point for threshold-free
     metrics (for interval detectors: the highest confidence of the covering intervals);
     ``intervals`` the interval view when the detector has one; ``failed_windows`` counts
-    windows whose detection failed (they predict nothing but are counted).
+    windows whose detection failed (they predict nothing but are counted). ``errors``
+    lists run-time failures (a backend that refused, a rule that timed out), as opposed to
+    answers that were merely wrong: such a prediction is incomplete, so the benchmark
+    records its pair as failed and computes it again on the next run.
     """
 
     pred: np.ndarray
@@ -38,6 +41,7 @@ class SeriesPrediction:
     intervals: list[Interval] | None = None
     failed_windows: int = 0
     info: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
 
 
 class SeriesDetector(Protocol):
@@ -96,6 +100,10 @@ DETECTORS: dict[str, DetectorEntry | str] = {
                                  "a trained detector model folder as the detector of the heuristic workflow",
                                  requires=("torch", "transformers"), extra="train"),
 }
+
+#: Options whose value is a file the detector writes (not one it reads: the benchmark's
+#: cache key hashes the files named by the other options).
+OUTPUT_OPTIONS: frozenset[str] = frozenset({"trajectories"})
 
 
 class UnknownDetectorError(KeyError):

@@ -188,6 +188,22 @@ def sample_tasks(tasks: Sequence[Any], k: int) -> list[Any]:
     return picked
 
 
+#: Above this magnitude, plotted values are divided by a power of ten: matplotlib's axis
+#: arithmetic (ranges, margins, ticks) overflows near the float64 limit (~1.8e308).
+_PLOT_MAGNITUDE = 1e100
+
+
+def _plottable(values: np.ndarray, name: str) -> tuple[np.ndarray, str]:
+    """``values`` as finite floats (others become gaps) on a scale matplotlib can draw,
+    and the axis label saying the scale."""
+    values = np.where(np.isfinite(values), values, np.nan).astype(np.float64)
+    peak = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 0.0
+    if peak < _PLOT_MAGNITUDE:
+        return values, name
+    exponent = int(np.floor(np.log10(peak)))
+    return values / 10.0**exponent, f"{name} (x 1e{exponent})"
+
+
 def plot_series(values: np.ndarray, labels: np.ndarray, pred: np.ndarray, scores: np.ndarray, title: str, path: Path) -> None:
     """One PNG: values with true anomalies shaded and flagged points marked; scores below."""
     import matplotlib
@@ -195,21 +211,26 @@ def plot_series(values: np.ndarray, labels: np.ndarray, pred: np.ndarray, scores
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    values, value_label = _plottable(np.asarray(values), "value")
+    scores, score_label = _plottable(np.asarray(scores), "score")
     x = np.arange(values.size)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 4.5), sharex=True, height_ratios=[3, 1])
-    top.plot(x, values, lw=0.6, color="tab:blue", label="value")
-    lo, hi = float(values.min()), float(values.max())
-    top.fill_between(x, lo, hi, where=labels > 0, step="mid", color="tab:orange", alpha=0.3, label="true anomaly")
-    flagged = np.flatnonzero(pred)
-    top.scatter(flagged, values[flagged], s=6, color="tab:red", zorder=3, label="flagged")
-    top.set_title(title, fontsize=9)
-    top.legend(loc="upper right", fontsize=7)
-    bottom.plot(x, scores, lw=0.6, color="tab:gray")
-    bottom.set_ylabel("score", fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    try:
+        top.plot(x, values, lw=0.6, color="tab:blue", label="value")
+        lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
+        top.fill_between(x, lo, hi, where=labels > 0, step="mid", color="tab:orange", alpha=0.3, label="true anomaly")
+        flagged = np.flatnonzero(pred)
+        top.scatter(flagged, values[flagged], s=6, color="tab:red", zorder=3, label="flagged")
+        top.set_title(title, fontsize=9)
+        top.set_ylabel(value_label, fontsize=8)
+        top.legend(loc="upper right", fontsize=7)
+        bottom.plot(x, scores, lw=0.6, color="tab:gray")
+        bottom.set_ylabel(score_label, fontsize=8)
+        fig.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=90)
+    finally:
+        plt.close(fig)
 
 
 @dataclass
@@ -276,7 +297,9 @@ def draw_plots(
             outcomes = ((futures[f], _error_of(f)) for f in as_completed(futures))
         for job, error in outcomes:
             if error:
-                log.warning("plot of %s on %s/%s failed: %s", job.detector, job.series.dataset, job.series.name, error)
+                where = f" ({job.series.source})" if job.series.source else ""
+                log.warning("plot of %s on %s/%s%s failed: %s", job.detector, job.series.dataset,
+                            job.series.name, where, error)
             else:
                 written.append(job.path)
             bar.update(1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -93,18 +92,21 @@ def _prepare(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    cfg = PrepareConfig(
-        data=args.data, out=args.out, datasets=args.datasets, agents=args.agents,
-        normal_ratio=args.normal_ratio, val_fraction=args.val_fraction, limit=args.limit,
-        max_windows_per_series=args.max_windows_per_series, window=args.window,
-        stride=args.stride, seed=args.seed, cache_dir=args.cache_dir, agent_options=agent_options,
-    )
-    try:
+    try:  # bad data or settings (DataError and ConfigError are ValueErrors): one line, no traceback
+        cfg = PrepareConfig(
+            data=args.data, out=args.out, datasets=args.datasets, agents=args.agents,
+            normal_ratio=args.normal_ratio, val_fraction=args.val_fraction, limit=args.limit,
+            max_windows_per_series=args.max_windows_per_series, window=args.window,
+            stride=args.stride, seed=args.seed, cache_dir=args.cache_dir, agent_options=agent_options,
+        )
         summary = prepare_dataset(cfg)
+    except ValueError as err:
+        print(f"anomamind prepare: error: {err}", file=sys.stderr)
+        return 2
     except Exception as err:
         if not getattr(err, "fatal", False):
             raise
-        print(f"error: {err}", file=sys.stderr)  # LLM roles: refused key, dead endpoint
+        print(f"anomamind prepare: error: {err}", file=sys.stderr)  # LLM roles: refused key, dead endpoint
         return 1
     for split, info in summary["splits"].items():
         print(f"{split}: {info['windows']} windows ({info['anomalous_windows']} anomalous) from {len(info['series'])} series")
@@ -116,8 +118,9 @@ def _prepare(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from anomamind.rl.train import train_from_config
+    from anomamind.rl.train_progress import summary_line
 
     overrides, trainer_args = train_request(args, getattr(args, "extra", []) or [])
     summary = train_from_config(args.config, overrides, args.out, trainer_args)
-    print(json.dumps(summary, indent=1, default=str))
+    print(summary_line(summary))
     return 0

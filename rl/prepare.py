@@ -4,7 +4,8 @@
 upstream stages (locate -> plan -> act; heuristic roles by default, LLM roles with an LLM
 agent config) once per selected window through the on-disk upstream cache (so an
 interrupted run resumes without recomputing, and GRPO sees identical prompts), and stores
-a Hugging Face ``DatasetDict`` (``train`` / ``validation``) with these columns:
+a Hugging Face ``DatasetDict`` (``train`` / ``validation``; no ``validation`` split when
+no series is held out, e.g. one series per dataset) with these columns:
 
 - ``prompt``: the detector's chat messages (agents/detector_prompt.py), what GRPO samples;
 - ``series``, ``dataset``, ``window_start``, ``window_end`` (``[start, end)``), ``labels``
@@ -211,9 +212,9 @@ def prepare_dataset(cfg: PrepareConfig) -> dict[str, Any]:
     if not rows["train"]:
         raise DataError(f"{cfg.data}: no training window could be prepared ({len(failures)} failures)")
     train = Dataset.from_list(rows["train"])
-    splits = DatasetDict(
-        train=train, validation=Dataset.from_list(rows["validation"], features=train.features)
-    )
+    splits = DatasetDict(train=train)
+    if rows["validation"]:  # one series per dataset holds nothing out: no validation split then
+        splits["validation"] = Dataset.from_list(rows["validation"], features=train.features)
     splits.save_to_disk(str(out))
     summary = {
         "data": cfg.data,

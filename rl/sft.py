@@ -55,8 +55,9 @@ def train_sft(cfg: Any, output_dir: str) -> dict[str, Any]:
 
     from anomamind.rl.train import (
         _resume_path, _summary, _validation_rows, _write_history, filter_long_prompts,
-        load_policy, load_splits, peft_config, prepared_prompt_style, save_final,
+        load_policy, load_splits, peft_config, prepared_prompt_style, save_final, trainer_log_path,
     )
+    from anomamind.rl.train_progress import use_run_progress
     from anomamind.rl.validation import make_validation_callback
 
     args = sft_args(cfg, output_dir)
@@ -73,6 +74,7 @@ def train_sft(cfg: Any, output_dir: str) -> dict[str, Any]:
     if rows:
         callback = make_validation_callback(rows, cfg.validation, tokenizer, output_dir, cfg.rewards)
         trainer.callback_handler.callbacks.insert(0, callback)
+    use_run_progress(trainer, trainer_log_path(output_dir))
     result = trainer.train(resume_from_checkpoint=_resume_path(args.resume_from_checkpoint, output_dir))
     _write_history(trainer, output_dir)
     final = save_final(trainer, tokenizer, output_dir, prepared_prompt_style(cfg.data.path))

@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from anomamind.atomic import atomic_write_text
 from anomamind.config import ConfigError, read_yaml
 
 log = logging.getLogger(__name__)
@@ -130,9 +131,13 @@ def _load_series(settings: dict[str, Any]):
 
 
 def _run_inference(settings: dict[str, Any], out_dir: Path, detector: str, options: dict[str, Any]) -> "Any":
-    from anomamind.eval.bench import run_benchmark
+    """The variant's benchmark summary; a detector that failed on every series fails the
+    variant (so it is not taken for a result, and is run again next time)."""
+    import pandas as pd
 
-    return run_benchmark(
+    from anomamind.eval.bench import failed_everywhere, run_benchmark
+
+    summary = run_benchmark(
         _load_series(settings),
         [detector],
         out_dir / "bench",
@@ -141,6 +146,10 @@ def _run_inference(settings: dict[str, Any], out_dir: Path, detector: str, optio
         sample_plots=int(settings.get("sample_plots", 2)),
         progress=bool(settings.get("progress", True)),
     )
+    failed = failed_everywhere(pd.read_csv(out_dir / "bench" / "per_series.csv", keep_default_na=False))
+    if failed:
+        raise RuntimeError(f"detector {detector!r} failed on every series: {failed[detector]}")
+    return summary
 
 
 def _prepared_data(prepare: dict[str, Any], root: Path) -> Path:
@@ -192,30 +201,52 @@ def run_variant(variant: Variant, out_dir: Path) -> dict[str, Any]:
         record["status"] = "failed"
         record["error"] = f"{type(err).__name__}: {err}"
         (out_dir / "error.txt").write_text(traceback.format_exc())
-        log.error("variant %s failed: %s", variant.name, record["error"])
+        log.info("variant %s failed: %s (traceback in %s)", variant.name, record["error"], out_dir / "error.txt")
     record["seconds"] = round(time.time() - started, 1)
     if record["status"] == "ok":  # only finished variants are skipped on a rerun
-        (out_dir / "result.json").write_text(json.dumps(record, indent=1, default=str))
+        atomic_write_text(out_dir / "result.json", json.dumps(record, indent=1, default=str))
     return record
 
 
-def run_sweep(sweep: Sweep, out: str | Path, *, only: list[str] | None = None, command: str = "") -> list[dict[str, Any]]:
+def variant_line(sweep: Sweep, record: dict[str, Any]) -> str:
+    """One line for a finished variant: status, time and its metrics (the ALL row when the
+    sweep spans several datasets, else each dataset's)."""
+    head = f"{record['name']} ({record.get('kind', 'inference')}): {record['status']}"
+    if record["status"] != "ok":
+        return f"{head}: {record.get('error', '')}"
+    rows = record.get("summary", [])
+    rows = [r for r in rows if r.get("dataset") == "ALL"] or rows
+    metrics = "; ".join(
+        f"{r.get('dataset')} " + ", ".join(f"{m} {float(r[m]):.3f}" for m in sweep.metrics if r.get(m) is not None)
+        for r in rows
+    )
+    return f"{head} in {record.get('seconds', '?')} s" + (f"; {metrics}" if metrics else "")
+
+
+def run_sweep(
+    sweep: Sweep, out: str | Path, *, only: list[str] | None = None, command: str = "", progress: bool = True
+) -> list[dict[str, Any]]:
     """Run every variant (skipping finished ones) and write ``table.md`` / ``table.csv``
-    (``command``: the command line, named in the table's header)."""
+    (``command``: the command line, named in the table's header). With ``progress``, a bar
+    over the variants and one line per variant on the terminal."""
+    from tqdm.auto import tqdm
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    selected = [v for v in sweep.variants if not only or v.name in only or v.slug in only]
     records = []
-    for variant in sweep.variants:
-        if only and variant.name not in only and variant.slug not in only:
-            continue
-        vdir = out / variant.slug
-        done = vdir / "result.json"
-        if done.is_file():
-            log.info("variant %s already finished; skipped", variant.name)
-            records.append(json.loads(done.read_text()))
-            continue
-        log.info("running variant %s (%s)", variant.name, variant.kind)
-        records.append(run_variant(variant, vdir))
+    with tqdm(selected, desc="sweep", unit="variant", disable=not progress) as bar:
+        for variant in bar:
+            vdir = out / variant.slug
+            done = vdir / "result.json"
+            if done.is_file():
+                log.info("variant %s already finished; skipped", variant.name)
+                records.append(json.loads(done.read_text()))
+                continue
+            log.info("running variant %s (%s)", variant.name, variant.kind)
+            records.append(run_variant(variant, vdir))
+            if progress:
+                bar.write(variant_line(sweep, records[-1]))
     write_tables(sweep, records, out, command)
     return records
 

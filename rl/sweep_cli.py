@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
+from pathlib import Path
 
 from anomamind.cli_options import add_set_option
 
@@ -35,8 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from anomamind.config import ConfigError, apply_overrides
     from anomamind.rl.sweep import load_sweep, run_sweep
+    from anomamind.run_log import log_to_file
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     overrides = {k: v for k, v in {"data": args.data, "datasets": args.datasets, "limit": args.limit,
                                    "workers": args.workers}.items() if v is not None}
     try:
@@ -44,8 +44,10 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    records = run_sweep(sweep, args.out, only=args.only, command=args.command_line)
-    print(open(f"{args.out}/table.md").read())
+    with log_to_file(Path(args.out) / "sweep.log"):
+        records = run_sweep(sweep, args.out, only=args.only, command=args.command_line)
+    print((Path(args.out) / "table.md").read_text())
+    print(f"full log: {Path(args.out) / 'sweep.log'}")
     failed = [r["name"] for r in records if r["status"] != "ok"]
     if failed:
         print(f"{len(failed)} variant(s) failed: {', '.join(failed)}", file=sys.stderr)

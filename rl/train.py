@@ -24,11 +24,13 @@ import argparse
 import importlib.util
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from anomamind.config import ConfigError, apply_overrides, from_dict, read_yaml, to_dict
+from anomamind.run_log import log_to_file
 from anomamind.rl.rewards import RewardConfig, build_reward_functions
 from anomamind.rl.validation import ValidationSection
 
@@ -397,6 +399,7 @@ def train_grpo(cfg: TrainConfig, output_dir: str) -> dict[str, Any]:
     """Build TRL's GRPOTrainer from ``cfg`` and train; returns the run summary."""
     from trl import GRPOTrainer
 
+    from anomamind.rl.train_progress import use_run_progress
     from anomamind.rl.validation import make_validation_callback
 
     args = grpo_args(cfg, output_dir)
@@ -420,6 +423,7 @@ def train_grpo(cfg: TrainConfig, output_dir: str) -> dict[str, Any]:
             rows, cfg.validation, tokenizer, output_dir, cfg.rewards, args.chat_template_kwargs
         )
         trainer.callback_handler.callbacks.insert(0, callback)  # before the loggers see `logs`
+    use_run_progress(trainer, trainer_log_path(output_dir))
     result = trainer.train(resume_from_checkpoint=_resume_path(args.resume_from_checkpoint, output_dir))
     _write_history(trainer, output_dir)
     final = save_final(trainer, tokenizer, output_dir, prepared_prompt_style(cfg.data.path))
@@ -447,11 +451,27 @@ def train_from_config(
     section.pop("output_dir", None)
     Path(out).mkdir(parents=True, exist_ok=True)
     (Path(out) / "train_config.json").write_text(json.dumps(to_dict(cfg), indent=1, default=str))
-    if cfg.mode == "sft":
-        from anomamind.rl.sft import train_sft
+    with log_to_file(run_log_path(str(out))) as handler:
+        log.info("training (%s) from %s, overrides %s, into %s", cfg.mode, config_path, overrides or [], out)
+        if cfg.mode == "sft":
+            from anomamind.rl.sft import train_sft
 
-        summary = train_sft(cfg, str(out))
-    else:
-        summary = train_grpo(cfg, str(out))
+            summary = train_sft(cfg, str(out))
+        else:
+            summary = train_grpo(cfg, str(out))
+        log.info("finished: %s", json.dumps(summary, default=str))
+    summary.update(logs=str(Path(out) / "logs"), log_warnings=handler.warnings)
     (Path(out) / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     return summary
+
+
+def run_log_path(output_dir: str) -> Path:
+    """``OUTPUT_DIR/logs/train.log`` (``train.rank<N>.log`` for the other processes of a
+    multi-process run): every log record and Python warning of the run."""
+    rank = int(os.environ.get("RANK", "0") or 0)
+    return Path(output_dir) / "logs" / ("train.log" if rank == 0 else f"train.rank{rank}.log")
+
+
+def trainer_log_path(output_dir: str) -> Path:
+    """``OUTPUT_DIR/logs/trainer_log.jsonl``: the trainer's log dict of every logging step."""
+    return Path(output_dir) / "logs" / "trainer_log.jsonl"

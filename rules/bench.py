@@ -27,8 +27,10 @@ def bench_rule_sets(
     detectors: list[str],
     out_dir: str | Path,
     workers: int = 1,
+    trusted_rules: bool = False,
 ) -> pd.DataFrame:
-    """Run ``rules:<rules_dir>/<DS>`` and ``detectors`` on each dataset's test series."""
+    """Run ``rules:<rules_dir>/<DS>`` and ``detectors`` on each dataset's test series
+    (``trusted_rules``: run the rules even without the OS sandbox)."""
     from anomamind.envs.loaders import load_directory
     from anomamind.eval.bench import run_benchmark
 
@@ -44,6 +46,7 @@ def bench_rule_sets(
             loaded.series, [rule_spec, *detectors], out_dir / dataset, workers=workers, sample_plots=0,
             progress=False, data_label=f"{data_dir} {dataset}, test series of {file_list}",
             load_failures=loaded.failures,
+            detector_options={rule_spec: {"trusted_rules": True}} if trusted_rules else None,
         )
         summary = summary[summary["dataset"] != "ALL"].copy()
         summary["detector"] = summary["detector"].replace({rule_spec: rule_set_label(rules_dir / dataset)})

@@ -8,6 +8,9 @@ import json
 import logging
 import sys
 
+TRUSTED_HELP = ("run the rules even where the OS sandbox (Linux seccomp) is unavailable; only for rules you trust "
+                "(without it such machines refuse to run rules)")
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("rules", help="learn explainable detection rules (Argos-style) and inspect them")
@@ -26,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--mode", choices=("and", "or"), default=None,
                        help="combination: 'and' removes the detector's false positives, 'or' adds missed anomalies")
     train.add_argument("--force", action="store_true", help="retrain datasets whose rule set already exists")
+    train.add_argument("--trusted-rules", action="store_true", help=TRUSTED_HELP)
     train.set_defaults(func=_reporting_errors(_train))
 
     bench = sub.add_parser("bench", help="benchmark rule sets against other detectors on each dataset's test series")
@@ -38,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--table", default=None, help="also write the merged markdown table here")
     bench.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1: in-process)")
     bench.add_argument("--note", default="", help="a remark printed under the table's header (caveats)")
+    bench.add_argument("--trusted-rules", action="store_true", help=TRUSTED_HELP)
     bench.set_defaults(func=_reporting_errors(_bench))
 
     show = sub.add_parser("show", help="print a rule set: provenance, scores and each rule's code")
@@ -54,11 +59,12 @@ def _reporting_errors(command):
     def run(args: argparse.Namespace) -> int:
         from anomamind.agents.backends.base import BackendError
         from anomamind.config import ConfigError
+        from anomamind.rules.sandbox import SandboxUnavailable
         from anomamind.types import DataError
 
         try:
             return command(args)
-        except (DataError, ConfigError, FileNotFoundError, ValueError) as err:
+        except (DataError, ConfigError, FileNotFoundError, ValueError, SandboxUnavailable) as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
         except BackendError as err:  # the LLM proposer's endpoint: refused key, no answer
@@ -72,6 +78,7 @@ def _train(args: argparse.Namespace) -> int:
     from anomamind.config import load_config
     from anomamind.paths import CONFIG_DIR
     from anomamind.rules.loop import RuleTrainConfig
+    from anomamind.rules.sandbox import require_sandbox
     from anomamind.rules.train import train_datasets
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -82,7 +89,10 @@ def _train(args: argparse.Namespace) -> int:
         overrides.append(f"combine_with={args.combine_with}")
     if args.mode:
         overrides.append(f"combine_mode={args.mode}")
+    if args.trusted_rules:
+        overrides.append("sandbox.trusted_rules=true")
     config = load_config(RuleTrainConfig, args.config or CONFIG_DIR / "rules" / "offline.yaml", overrides)
+    require_sandbox(config.sandbox.trusted_rules)
     summaries, failures = train_datasets(args.data, args.datasets, args.out, config, force=args.force)
     for summary in summaries:
         print(json.dumps(summary))
@@ -95,8 +105,11 @@ def _bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from anomamind.rules.bench import bench_rule_sets, render_table, split_note
+    from anomamind.rules.sandbox import require_sandbox
 
-    summary = bench_rule_sets(args.rules, args.data, args.datasets, args.detector, args.out, workers=args.workers)
+    require_sandbox(args.trusted_rules)
+    summary = bench_rule_sets(args.rules, args.data, args.datasets, args.detector, args.out, workers=args.workers,
+                              trusted_rules=args.trusted_rules)
     table = render_table(summary, args.command_line, split_note(args.rules, args.datasets[0]), note=args.note)
     print(table)
     if args.table:
@@ -109,7 +122,12 @@ def _show(args: argparse.Namespace) -> int:
     from anomamind.rules.rule import load_rule_set
 
     rule_set = load_rule_set(args.path)
-    print(f"rule set {args.path}  dataset={rule_set.dataset or '?'}  window={rule_set.window_length}  "
+    window = rule_set.window_length
+    if rule_set.modality == "logs":
+        from anomamind.envs.log_windows import LogWindowSpec
+
+        window = f"{LogWindowSpec(**rule_set.window).describe()} (log rules)"
+    print(f"rule set {args.path}  dataset={rule_set.dataset or '?'}  window={window}  "
           f"rules={len(rule_set.rules)} (OR-ed)")
     if rule_set.combine_with:
         print(f"combined with detector {rule_set.combine_with['detector']!r} by {rule_set.combine_with['mode'].upper()}")
@@ -117,7 +135,8 @@ def _show(args: argparse.Namespace) -> int:
     if training:
         print(f"validation F1 of the set: {training.get('validation_f1_of_set')}")
     if rule_set.info.get("test"):
-        print(f"test (held-out series): {json.dumps(rule_set.info['test'])}")
+        held_out = "series" if rule_set.modality == "series" else "last part of the log"
+        print(f"test (held-out {held_out}): {json.dumps(rule_set.info['test'])}")
     for rule in rule_set.rules:
         print(f"\n# ---- {rule.name}  {json.dumps(rule.meta)}")
         print(rule.source.rstrip())

@@ -1,12 +1,13 @@
 """Rule sets as detectors of the benchmark runner: ``--detector rules:PATH``.
 
-The rules run in one long-lived sandbox worker (:class:`~anomamind.rules.sandbox.SandboxWorker`)
-over all windows of a series at once (``detect_many``: of several series at once). A rule set's decision is the OR of its rules; its
+The rules run in a sandbox (:class:`~anomamind.rules.sandbox.SandboxWorker`: one long-lived,
+OS-confined process for the rule set) over all windows of a series at once (``detect_many``: of several series at once). A rule set's decision is the OR of its rules; its
 score per point is the fraction of its rules that flag the point (for threshold-free
 metrics). With ``combine_with`` in the manifest the decision is AND-ed or OR-ed with that
 detector's own decision, and the score is that combined 0/1 decision. A rule that fails at run time on a series flags nothing there; the
-error is kept in ``info["rule_errors"]`` and every window of that series is counted in
-``failed_windows`` (the failure is never dropped silently).
+error is kept in ``info["rule_errors"]`` and in the prediction's ``errors`` (so the
+benchmark records the pair as failed and computes it again next time), and every window of
+that series is counted in ``failed_windows`` (the failure is never dropped silently).
 """
 
 from __future__ import annotations
@@ -20,13 +21,16 @@ from anomamind.eval.registry import SeriesPrediction, create_detector
 from anomamind.rules.rule import RuleSet, load_rule_set, rule_windows
 from anomamind.rules.sandbox import RuleRejected, SandboxLimits, SandboxWorker, vet_source
 from anomamind.rules.scoring import combine
-from anomamind.types import Series
+from anomamind.types import DataError, Series
 
 
 class RuleSetDetector:
     """Runs a :class:`~anomamind.rules.rule.RuleSet` over whole series."""
 
     def __init__(self, rule_set: RuleSet, limits: SandboxLimits | None = None, name: str = ""):
+        if rule_set.modality != "series":
+            raise DataError(f"rule set {name or rule_set.dataset!r} holds {rule_set.modality} rules; "
+                            "benchmark it with 'anomamind logs bench'")
         for rule in rule_set.rules:  # refuse code that fails the static check before running it
             try:
                 vet_source(rule.source)
@@ -51,7 +55,7 @@ class RuleSetDetector:
         errors: list[list[str]] = [[] for _ in series]
         for i, rule in enumerate(self.rule_set.rules):
             try:
-                matrix[i] = self.worker.run(rule.source, values, bounds, name=rule.name)
+                matrix[i] = self.worker.run(rule.source, values, bounds, name=rule.name, shared_process="rule set")
             except RuleRejected as err:
                 if len(series) == 1:
                     errors[0].append(f"{rule.name}: {err}")
@@ -59,7 +63,8 @@ class RuleSetDetector:
                 for k, s in enumerate(series):  # find which series fail (the others keep their flags)
                     try:
                         matrix[i, offsets[k]:offsets[k + 1]] = self.worker.run(
-                            rule.source, s.values, rule_windows(len(s), self.rule_set.window_length), name=rule.name)
+                            rule.source, s.values, rule_windows(len(s), self.rule_set.window_length),
+                            name=rule.name, shared_process="rule set")
                     except RuleRejected as single:
                         errors[k].append(f"{rule.name}: {single}")
         return matrix, errors
@@ -94,6 +99,7 @@ class RuleSetDetector:
             intervals=None,
             failed_windows=n_windows if errors else 0,
             info=info,
+            errors=list(errors),
         )
 
     def close(self) -> None:
@@ -104,11 +110,13 @@ def make_rule_detector(path: str | Path, **options: Any) -> RuleSetDetector:
     """Registry factory for ``rules:PATH`` (a rule set folder or one rule ``.py`` file).
 
     Options: ``window_length`` (override the manifest's), ``time_limit_s``,
-    ``memory_limit_mb`` (sandbox limits).
+    ``memory_limit_mb`` (sandbox limits), ``trusted_rules`` (run the rules even where the
+    OS confinement is unavailable; only for rules you trust).
     """
     limits = SandboxLimits(
         time_limit_s=float(options.pop("time_limit_s", 5.0)),
         memory_limit_mb=int(options.pop("memory_limit_mb", 512)),
+        trusted_rules=bool(options.pop("trusted_rules", False)),
     )
     window_length = options.pop("window_length", None)
     if options:

@@ -1,14 +1,18 @@
 """The Argos-style training loop: propose -> check -> validate -> mutate -> select top-k.
 
+One loop serves both modalities; a :class:`RuleTask` says how rules of one modality are
+checked, run and scored (:class:`SeriesTask` here: point flags, macro point F1 over series;
+:class:`~anomamind.rules.log_task.LogTask`: one flag per log window, window F1).
 Each round the proposer proposes new rules and mutates the best ones found so far.
 Every candidate is
 
 1. checked: the static check plus one run on sample training windows in a fresh sandbox
    process (forked per candidate); a failure is fed back to the proposer for repair (``max_repairs`` times);
-2. validated: run (in a long-lived sandbox worker) on the validation split and scored by
-   macro point F1, after AND/OR with a base detector when training for combination; a
-   candidate that scores below its parent has the windows that got worse fed back to the
-   proposer for one refinement.
+2. validated: run (in a long-lived sandbox worker) on the validation split and scored,
+   after AND/OR with a base detector when training for combination; a candidate that
+   scores below its parent has the windows that got worse fed back to the proposer for one
+   refinement, and a new proposal that misclassifies sample windows of its check (log
+   rules: the contrastive samples) has those windows fed back for one refinement.
 
 All validated candidates stay in the pool (parents are never replaced by their mutants,
 so the best unmutated rule is kept). Training stops after ``max_rounds``, after
@@ -23,7 +27,7 @@ import ast
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -61,14 +65,16 @@ class LLMOptions:
     max_tokens: int = 1500
     example_windows: int = 3
 
+    def __post_init__(self) -> None:
+        # keys given (a config file's, --set llm.backend.base_url=...) overlay the defaults
+        self.backend = {**_default_llm_backend(), **(self.backend or {})}
+
 
 @dataclass
-class RuleTrainConfig:
-    """Everything ``anomamind rules train`` can be told (configs/rules/*.yaml)."""
+class LoopConfig:
+    """The loop's own settings, shared by series rules and log rules."""
 
     proposer: str = "offline"  # offline | llm
-    window_length: int = 1000
-    window_length_choices: list[int] = field(default_factory=list)  # if set: train each, keep the best on validation
     candidates_per_round: int = 4
     mutate_top: int = 2
     max_rounds: int = 6
@@ -78,14 +84,22 @@ class RuleTrainConfig:
     top_k: int = 3
     max_repairs: int = 2
     max_rejected_samples: int = 50  # rejected candidates whose code (cut) is kept in the manifest
-    sample_windows: int = 8
     seed: int = 0
-    combine_with: str | None = None  # a benchmark-runner detector, e.g. "sr"
+    combine_with: str | None = None  # a detector to combine with, e.g. "sr" (series) or "pca" (logs)
     combine_mode: str = "and"
-    split: SplitSpec = field(default_factory=SplitSpec)
     sandbox: SandboxLimits = field(default_factory=SandboxLimits)
-    offline: OfflineOptions = field(default_factory=OfflineOptions)
     llm: LLMOptions = field(default_factory=LLMOptions)
+
+
+@dataclass
+class RuleTrainConfig(LoopConfig):
+    """Everything ``anomamind rules train`` can be told (configs/rules/*.yaml)."""
+
+    window_length: int = 1000
+    window_length_choices: list[int] = field(default_factory=list)  # if set: train each, keep the best on validation
+    sample_windows: int = 8
+    split: SplitSpec = field(default_factory=SplitSpec)
+    offline: OfflineOptions = field(default_factory=OfflineOptions)
 
 
 @dataclass
@@ -95,7 +109,8 @@ class Evaluated:
     candidate: Candidate
     f1: float
     flags: np.ndarray  # the rule's own 0/1 flags on the validation split (before combination)
-    per_series: np.ndarray
+    per_series: np.ndarray  # the score of each validation group (series; one value for a log)
+    sample_flags: np.ndarray | None = None  # the rule's flags on the check's sample windows
 
 
 @dataclass
@@ -135,66 +150,55 @@ def sample_bounds(split: SplitData, n_windows: int) -> tuple[np.ndarray, list[tu
     return np.concatenate(pieces), bounds
 
 
-class RuleTrainer:
-    """One training run for one dataset (see the module docstring for the stages)."""
+class RuleTask(Protocol):
+    """How the loop checks, runs and scores the rules of one modality."""
 
-    def __init__(self, proposer: Proposer, train: SplitData, validation: SplitData, config: RuleTrainConfig):
-        self.proposer = proposer
-        self.train = train
+    def check(self, source: str, name: str, checker: SandboxWorker) -> np.ndarray:
+        """Static check plus one sandboxed run on sample training windows (``checker`` forks a
+        fresh process per call); returns the flags on the sample, raises RuleRejected."""
+        ...
+
+    def run(self, source: str, name: str, worker: SandboxWorker) -> np.ndarray:
+        """The rule's own boolean flags on the validation split; raises RuleRejected."""
+        ...
+
+    def score(self, flags: np.ndarray) -> np.ndarray:
+        """Validation score of each group (its mean is the rule's score), after combination."""
+        ...
+
+    def regression_report(self, child: Evaluated, parent: Evaluated) -> str:
+        """The validation windows where ``child`` did worse than ``parent``, as text."""
+        ...
+
+    def sample_report(self, result: Evaluated) -> str | None:
+        """The check's sample windows a new rule got wrong, as text (None: nothing to report)."""
+        ...
+
+    def rule_set(self, rules: list[Rule], combine_with: dict[str, str] | None, dataset: str) -> RuleSet:
+        """The selected rules packaged with this modality's window settings."""
+        ...
+
+
+class SeriesTask:
+    """Series rules: 0/1 per point, macro point F1 over the validation series."""
+
+    def __init__(self, train: SplitData, validation: SplitData, config: RuleTrainConfig):
         self.validation = validation
-        self.config = config
+        self.window_length = config.window_length
         self.mode = config.combine_mode if config.combine_with else None
         self.scorer = MacroF1(validation.labels, validation.starts)
         self.sample_values, self.sample_bounds = sample_bounds(train, config.sample_windows)
-        self.pool: dict[str, Evaluated] = {}
-        self.rejected: list[dict[str, Any]] = []
-        self.history: list[dict[str, Any]] = []
-        self._seen: set[str] = set()
 
-    # -- stages ---------------------------------------------------------------------------
-    def reject(self, candidate: Candidate, stage: str, err: RuleRejected) -> None:
-        """Record a rejection; the first ``max_rejected_samples`` keep the start of the
-        candidate's code, so a run that rejects everything shows what was proposed. The
-        first is also logged."""
-        record = {"name": candidate.name, "stage": stage, "kind": err.kind, "reason": err.reason}
-        if sum("sample" in r for r in self.rejected) < self.config.max_rejected_samples:
-            record["sample"] = candidate.source[:REJECTED_SAMPLE_CHARS]
-        if not self.rejected:
-            log.warning("first rejected candidate %s (%s: %s):\n%s", candidate.name, stage, err,
-                        candidate.source[:REJECTED_SAMPLE_CHARS])
-        else:
-            log.info("rule %s rejected (%s): %s", candidate.name, stage, err)
-        self.rejected.append(record)
+    def check(self, source: str, name: str, checker: SandboxWorker) -> np.ndarray:
+        return check_rule(source, self.sample_values, self.sample_bounds, name=name, checker=checker)
 
-    def check(self, candidate: Candidate, checker: SandboxWorker) -> Candidate | None:
-        """The candidate (or its repair) once it passes the check; None if it never does."""
-        for attempt in range(self.config.max_repairs + 1):
-            try:
-                check_rule(candidate.source, self.sample_values, self.sample_bounds,
-                           name=candidate.name, checker=checker)
-                return candidate
-            except RuleRejected as err:
-                self.reject(candidate, "check", err)
-                if attempt == self.config.max_repairs:
-                    return None
-                repaired = self.proposer.repair(candidate, str(err))
-                if repaired is None:
-                    return None
-                candidate = repaired
-        return None
+    def run(self, source: str, name: str, worker: SandboxWorker) -> np.ndarray:
+        return worker.run(source, self.validation.values, self.validation.bounds, name=name).astype(bool)
 
-    def validate(self, candidate: Candidate, worker: SandboxWorker) -> Evaluated | None:
-        try:
-            flags = worker.run(candidate.source, self.validation.values, self.validation.bounds, name=candidate.name)
-        except RuleRejected as err:
-            self.reject(candidate, "validate", err)
-            return None
-        flags = flags.astype(bool)
-        per_series = self.scorer.per_series(combine(self.validation.base, flags, self.mode))
-        return Evaluated(candidate, float(per_series.mean()), flags, per_series)
+    def score(self, flags: np.ndarray) -> np.ndarray:
+        return self.scorer.per_series(combine(self.validation.base, flags, self.mode))
 
     def regression_report(self, child: Evaluated, parent: Evaluated, max_examples: int = 3) -> str:
-        """The validation windows where ``child`` did worse than ``parent``, as text."""
         split = self.validation
         lines = [f"Validation F1 fell from {parent.f1:.3f} ({parent.candidate.name}) to {child.f1:.3f}."]
         worse = []
@@ -216,27 +220,94 @@ class RuleTrainer:
             )
         return "\n".join(lines)
 
+    def sample_report(self, result: Evaluated) -> str | None:
+        """Series rules are refined only after a regression (Argos's loop)."""
+        return None
+
+    def rule_set(self, rules: list[Rule], combine_with: dict[str, str] | None, dataset: str) -> RuleSet:
+        return RuleSet(rules, window_length=self.window_length, dataset=dataset, combine_with=combine_with)
+
+
+class RuleTrainer:
+    """One training run for one dataset (see the module docstring for the stages)."""
+
+    def __init__(self, proposer: Proposer, task: RuleTask, config: LoopConfig):
+        self.proposer = proposer
+        self.task = task
+        self.config = config
+        self.pool: dict[str, Evaluated] = {}
+        self.rejected: list[dict[str, Any]] = []
+        self.history: list[dict[str, Any]] = []
+        self._seen: set[str] = set()
+
+    # -- stages ---------------------------------------------------------------------------
+    def reject(self, candidate: Candidate, stage: str, err: RuleRejected) -> None:
+        """Record a rejection; the first ``max_rejected_samples`` keep the start of the
+        candidate's code, so a run that rejects everything shows what was proposed. The
+        first is also logged."""
+        record = {"name": candidate.name, "stage": stage, "kind": err.kind, "reason": err.reason}
+        if sum("sample" in r for r in self.rejected) < self.config.max_rejected_samples:
+            record["sample"] = candidate.source[:REJECTED_SAMPLE_CHARS]
+        if not self.rejected:
+            log.warning("first rejected candidate %s (%s: %s):\n%s", candidate.name, stage, err,
+                        candidate.source[:REJECTED_SAMPLE_CHARS])
+        else:
+            log.info("rule %s rejected (%s): %s", candidate.name, stage, err)
+        self.rejected.append(record)
+
+    def check(self, candidate: Candidate, checker: SandboxWorker) -> tuple[Candidate, np.ndarray] | None:
+        """The candidate (or its repair) and its sample flags once it passes the check; None if it never does."""
+        for attempt in range(self.config.max_repairs + 1):
+            try:
+                return candidate, self.task.check(candidate.source, candidate.name, checker)
+            except RuleRejected as err:
+                self.reject(candidate, "check", err)
+                if attempt == self.config.max_repairs:
+                    return None
+                repaired = self.proposer.repair(candidate, str(err))
+                if repaired is None:
+                    return None
+                candidate = repaired
+        return None
+
+    def validate(self, candidate: Candidate, worker: SandboxWorker, sample_flags: np.ndarray | None = None
+                 ) -> Evaluated | None:
+        try:
+            flags = self.task.run(candidate.source, candidate.name, worker)
+        except RuleRejected as err:
+            self.reject(candidate, "validate", err)
+            return None
+        per_series = self.task.score(flags)
+        return Evaluated(candidate, float(per_series.mean()), flags, per_series, sample_flags)
+
     def evaluate(self, candidate: Candidate, checker: SandboxWorker, worker: SandboxWorker) -> Evaluated | None:
-        """Check, validate, and refine once after a regression; adds results to the pool."""
+        """Check, validate, and refine once after a regression (or, for a new rule, after
+        misclassified check samples); adds results to the pool."""
         key = _normalised(candidate.source)
         if key in self._seen:
             return None
         self._seen.add(key)
-        checked = self.check(candidate, checker)
-        if checked is None:
+        passed = self.check(candidate, checker)
+        if passed is None:
             return None
+        checked, sample_flags = passed
         if checked is not candidate:  # a repair: remember its code too, and skip known code
             repaired_key = _normalised(checked.source)
             if repaired_key in self._seen:
                 return None
             self._seen.add(repaired_key)
-        result = self.validate(checked, worker)
+        result = self.validate(checked, worker, sample_flags)
         if result is None:
             return None
         self.pool[checked.name] = result
         parent = self.pool.get(checked.parent or "")
+        feedback = None
         if parent is not None and result.f1 < parent.f1:
-            refined = self.proposer.refine(checked, self.regression_report(result, parent))
+            feedback = self.task.regression_report(result, parent)
+        elif parent is None and checked.origin in ("proposed", "repaired"):
+            feedback = self.task.sample_report(result)
+        if feedback is not None:
+            refined = self.proposer.refine(checked, feedback)
             if refined is not None:
                 self.evaluate(refined, checker, worker)
         return result
@@ -254,7 +325,7 @@ class RuleTrainer:
             for e in ranked:
                 if any(e is c for c in chosen):
                     continue
-                f1 = self.scorer(combine(self.validation.base, union | e.flags, self.mode))
+                f1 = float(self.task.score(union | e.flags).mean())
                 gains.append((f1, e))
             if not gains:
                 break
@@ -311,8 +382,13 @@ def _ranges(indices: np.ndarray) -> str:
 def train_rule_set(
     proposer: Proposer, train: SplitData, validation: SplitData, config: RuleTrainConfig, dataset: str = ""
 ) -> TrainResult:
-    """Run the loop and package the selected rules as a :class:`RuleSet`."""
-    trainer = RuleTrainer(proposer, train, validation, config)
+    """Run the loop on series rules and package the selected rules as a :class:`RuleSet`."""
+    return train_with_task(proposer, SeriesTask(train, validation, config), config, dataset)
+
+
+def train_with_task(proposer: Proposer, task: RuleTask, config: LoopConfig, dataset: str = "") -> TrainResult:
+    """Run the loop for any modality and package the selected rules with the task's windows."""
+    trainer = RuleTrainer(proposer, task, config)
     chosen, set_f1 = trainer.run()
     if not chosen:
         reasons = sorted({r["kind"] for r in trainer.rejected})
@@ -336,5 +412,5 @@ def train_rule_set(
         for e in chosen
     ]
     combine_with = {"detector": config.combine_with, "mode": config.combine_mode} if config.combine_with else None
-    rule_set = RuleSet(rules, window_length=config.window_length, dataset=dataset, combine_with=combine_with)
+    rule_set = task.rule_set(rules, combine_with, dataset)
     return TrainResult(rule_set, set_f1, list(trainer.pool.values()), trainer.rejected, trainer.history)

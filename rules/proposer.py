@@ -52,3 +52,15 @@ class Proposer(Protocol):
     def mutate(self, candidate: Candidate, seed: int) -> list[Candidate]:
         """Variants of a rule: a condition removed, a threshold changed, a free rewrite."""
         ...
+
+
+class SearchProposer:
+    """Base of the offline (search) proposers: the code they generate passes the check, so
+    there is nothing to repair, and a search has no use for textual feedback (mutation
+    explores instead)."""
+
+    def repair(self, candidate: Candidate, error: str) -> Candidate | None:
+        return None
+
+    def refine(self, candidate: Candidate, regression: str) -> Candidate | None:
+        return None

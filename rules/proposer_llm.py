@@ -1,16 +1,16 @@
 """The LLM proposer: rules written (and repaired, refined, mutated) by a chat model.
 
 Prompts are files in ``agents/prompts/rule_*.md`` (``$name`` placeholders, filled with
-:class:`string.Template`; the dataset's name enters them quoted, as data). Each call is
-one chat request through any :class:`~anomamind.agents.backends.base.ChatBackend` (built
-from ``llm.backend``, with the same timeout and retry settings as the agents' backends);
-the rule is the answer's ```python block. Prompts fit the backend's context (the
-proposal prompt shows fewer or shorter example windows when the full one does not fit). A
-request that fails, or a prompt that cannot fit, is counted by kind (``failures``) and
-proposes nothing; a fatal failure (refused credentials, an endpoint that does not answer)
-stops the training. The proposer never runs code itself: the
-training loop checks every answer in the sandbox and feeds errors and regressions back
-through :meth:`repair` and :meth:`refine`.
+:class:`string.Template`; the dataset's name enters them quoted, the examples inside a
+data section). Each call is one chat request through any
+:class:`~anomamind.agents.backends.base.ChatBackend` (built from ``llm.backend``, with the
+same timeout and retry settings as the agents' backends); the rule is the answer's
+```python block. Prompts fit the backend's context (the proposal prompt shows fewer, then
+shorter example windows when the full one does not fit). A request that fails, or a
+prompt that cannot fit, is counted by kind (``failures``) and proposes nothing; a fatal
+failure (refused credentials, an endpoint that does not answer) stops the training. The
+proposer never runs code itself: the training loop checks every answer in the sandbox and
+feeds errors and regressions back through :meth:`repair` and :meth:`refine`.
 """
 
 from __future__ import annotations
@@ -50,6 +50,23 @@ OBJECTIVES = {
 }
 
 
+#: Example windows (count, points each side of an anomaly) of the proposal prompt's
+#: variants, longest first: the first that fits the context is sent.
+EXAMPLE_SIZES: tuple[tuple[int | None, int], ...] = ((None, 10), (2, 10), (1, 10), (1, 4), (1, 1))
+
+
+def chat_backend(options: LLMOptions) -> ChatBackend:
+    """The chat backend the rule proposers talk to (``llm.backend``: any kind of
+    configs/agents/llm.yaml's backends), its server checked at once: a dead endpoint or a
+    refused key stops the training before the first proposal."""
+    from anomamind.agents.backends.factory import backend_config, make_backend
+
+    backend = make_backend(backend_config(options.backend, "llm.backend"))
+    if hasattr(backend, "check"):
+        backend.check()
+    return backend
+
+
 def load_prompt(name: str) -> Template:
     """The prompt template ``agents/prompts/<name>.md``; a clear error if it is missing."""
     path = PROMPT_DIR / f"{name}.md"
@@ -85,9 +102,17 @@ def _ranges(flags: np.ndarray) -> list[tuple[int, int]]:
 
 
 class LLMProposer:
-    """Rules from a chat model, prompted with training windows and the feature library."""
+    """Rules from a chat model, prompted with training windows and the feature library.
+
+    A subclass for another modality (:class:`~anomamind.rules.log_proposer_llm.LogLLMProposer`)
+    changes the prompt files (``prompts``), the ``mutations``, :meth:`system_prompt` and
+    :meth:`propose_prompts`; the chat, repair, refine and mutate machinery is shared.
+    """
 
     name = "llm"
+    prompts = {"system": "rule_system", "propose": "rule_propose", "repair": "rule_repair",
+               "refine": "rule_refine", "mutate": "rule_mutate"}
+    mutations = MUTATIONS
 
     def __init__(
         self,
@@ -110,12 +135,30 @@ class LLMProposer:
         #: first error of each kind, for the rule set's manifest.
         self.failures: Counter[str] = Counter()
         self.first_errors: dict[str, str] = {}
-        window_length = max((b - a for a, b in train.bounds), default=0)
-        self.system = with_data_rule(
-            load_prompt("rule_system").substitute(window_length=window_length, feature_api=feature_api())
-        )
+        self.system = with_data_rule(self.system_prompt())
 
     # -- prompting ------------------------------------------------------------------------
+    def system_prompt(self) -> str:
+        window_length = max((b - a for a, b in self.train.bounds), default=0)
+        return load_prompt(self.prompts["system"]).substitute(window_length=window_length, feature_api=feature_api())
+
+    def propose_prompts(self, index: int, seed: int) -> list[str]:
+        """The user prompt of proposal ``index`` of the round with ``seed``, longest first:
+        the later ones show fewer, then shorter example windows (:data:`EXAMPLE_SIZES`)."""
+        labels = self.train.labels
+        lengths = [e - s + 1 for s, e in _ranges(labels)]
+        template = load_prompt(self.prompts["propose"])
+        return [
+            template.substitute(
+                dataset=self.dataset,
+                examples=self.examples(seed * 1000 + index, windows, context),
+                anomaly_share=f"{labels.mean():.2%}",
+                typical_length=int(np.median(lengths)) if lengths else 0,
+                objective=OBJECTIVES[self.combine_mode],
+            )
+            for windows, context in EXAMPLE_SIZES
+        ]
+
     def _ask(self, prompts: list[str], seed: int) -> str | None:
         """The rule in the answer to the first of ``prompts`` (longest first) that fits the
         backend's context with ``max_tokens`` left for the answer; None when none fits or
@@ -191,40 +234,26 @@ class LLMProposer:
 
     # -- the Proposer protocol ------------------------------------------------------------
     def propose(self, n: int, seed: int) -> list[Candidate]:
-        labels = self.train.labels
-        lengths = [e - s + 1 for s, e in _ranges(labels)]
-        template = load_prompt("rule_propose")
         out = []
-        shown = [(k, 10) for k in range(self.options.example_windows, 0, -1)] + [(1, 4), (1, 1)]  # shorter: fits smaller contexts
         for i in range(n):
-            prompts = [
-                template.substitute(
-                    dataset=self.dataset,
-                    examples=self.examples(seed * 1000 + i, windows, context),
-                    anomaly_share=f"{labels.mean():.2%}",
-                    typical_length=int(np.median(lengths)) if lengths else 0,
-                    objective=OBJECTIVES[self.combine_mode],
-                )
-                for windows, context in shown
-            ]
-            source = self._ask(prompts, seed * 1000 + i)
+            source = self._ask(self.propose_prompts(i, seed), seed * 1000 + i)
             if source is not None:
                 out.append(self._candidate(source, "proposed", seed))
         return out
 
     def repair(self, candidate: Candidate, error: str) -> Candidate | None:
-        prompt = load_prompt("rule_repair").substitute(source=candidate.source.rstrip(), error=error)
+        prompt = load_prompt(self.prompts["repair"]).substitute(source=candidate.source.rstrip(), error=error)
         source = self._ask([prompt], candidate.seed or 0)
         return None if source is None else self._candidate(source, "repaired", candidate.seed or 0, candidate.parent)
 
     def refine(self, candidate: Candidate, regression: str) -> Candidate | None:
-        prompt = load_prompt("rule_refine").substitute(source=candidate.source.rstrip(), regression=regression)
+        prompt = load_prompt(self.prompts["refine"]).substitute(source=candidate.source.rstrip(), regression=regression)
         source = self._ask([prompt], candidate.seed or 0)
         return None if source is None else self._candidate(source, "refined", candidate.seed or 0, candidate.name)
 
     def mutate(self, candidate: Candidate, seed: int) -> list[Candidate]:
-        operation = MUTATIONS[seed % len(MUTATIONS)]
-        prompt = load_prompt("rule_mutate").substitute(
+        operation = self.mutations[seed % len(self.mutations)]
+        prompt = load_prompt(self.prompts["mutate"]).substitute(
             dataset=self.dataset, source=candidate.source.rstrip(), operation=operation,
         )
         source = self._ask([prompt], seed)

@@ -23,7 +23,7 @@ from scipy import ndimage
 
 from anomamind.rules import features as F
 from anomamind.rules.data import SplitData
-from anomamind.rules.proposer import Candidate
+from anomamind.rules.proposer import Candidate, SearchProposer
 from anomamind.rules.scoring import MacroF1, combine
 
 
@@ -161,7 +161,7 @@ class FeatureTable:
         return levels
 
 
-class OfflineProposer:
+class OfflineProposer(SearchProposer):
     """Beam search over feature conditions on the training split (see module docstring)."""
 
     name = "offline"
@@ -270,14 +270,6 @@ class OfflineProposer:
                 seen.add(spec.key())
                 out.append(self._candidate(spec, "proposed", seed))
         return out
-
-    def repair(self, candidate: Candidate, error: str) -> Candidate | None:
-        """Generated code does not fail the check; there is nothing to repair by search."""
-        return None
-
-    def refine(self, candidate: Candidate, regression: str) -> Candidate | None:
-        """The search has no use for textual feedback; mutation explores instead."""
-        return None
 
     def mutate(self, candidate: Candidate, seed: int) -> list[Candidate]:
         spec: RuleSpec | None = candidate.spec

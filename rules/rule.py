@@ -5,15 +5,18 @@ float64 array) and returns 0/1 per point; comments above each condition say what
 checks and why. A rule set folder holds the rule files and ``manifest.json``:
 
 ```
-{"format": "anomamind-rules/1", "dataset": "YAHOO",
+{"format": "anomamind-rules/1", "dataset": "YAHOO", "modality": "series" | "logs",
  "window": {"length": 1000},                       # how series are cut for the rules
+                                                   # (log rule sets: {"by": ..., "size": ..., "stride": ...})
  "combine_with": null | {"detector": "sr", "mode": "and" | "or"},
  "rules": [{"file": "rule_01.py", "name": ..., "validation_f1": ..., "parent": ...,
             "thresholds": {...}, "seed": ..., "proposer": ...}, ...],
  "split": {...}, "training": {...}}
 ```
 
-The rules of a set are OR-ed (a point is anomalous when any rule flags it); with
+A log rule file defines ``detect(lines) -> bool`` over ONE window of raw log lines
+(see docs/logs.md). The rules of a set are OR-ed (a point, or a log window, is anomalous
+when any rule flags it); with
 ``combine_with`` the result is AND-ed (removes false positives) or OR-ed (adds missed
 anomalies) with another detector of the benchmark runner, as Argos's aggregator does.
 """
@@ -33,6 +36,7 @@ FORMAT = "anomamind-rules/1"
 MANIFEST = "manifest.json"
 DEFAULT_WINDOW_LENGTH = 1000
 COMBINE_MODES = ("and", "or")
+MODALITIES = ("series", "logs")
 
 
 @dataclass
@@ -50,16 +54,21 @@ class Rule:
 
 @dataclass
 class RuleSet:
-    """Rules applied together (OR) over windows of ``window_length`` points."""
+    """Rules applied together (OR) over windows of ``window_length`` points, or, for a log
+    rule set (``modality="logs"``), over the log windows that ``window`` describes."""
 
     rules: list[Rule]
     window_length: int = DEFAULT_WINDOW_LENGTH
     dataset: str = ""
     combine_with: dict[str, str] | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    modality: str = "series"
+    window: dict[str, Any] = field(default_factory=dict)  # log rule sets: by, size, stride
 
     def __post_init__(self) -> None:
-        if self.window_length < 2:
+        if self.modality not in MODALITIES:
+            raise DataError(f"rule set modality must be one of {MODALITIES}, got {self.modality!r}")
+        if self.modality == "series" and self.window_length < 2:
             raise DataError(f"rule set window length must be at least 2, got {self.window_length}")
         if self.combine_with is not None:
             mode = self.combine_with.get("mode")
@@ -94,7 +103,8 @@ def save_rule_set(rule_set: RuleSet, directory: str | Path) -> Path:
     manifest = {
         "format": FORMAT,
         "dataset": rule_set.dataset,
-        "window": {"length": rule_set.window_length},
+        "modality": rule_set.modality,
+        "window": {"length": rule_set.window_length} if rule_set.modality == "series" else dict(rule_set.window),
         "combine_with": rule_set.combine_with,
         "rules": entries,
         **rule_set.info,
@@ -103,16 +113,28 @@ def save_rule_set(rule_set: RuleSet, directory: str | Path) -> Path:
     return directory
 
 
-def load_rule_set(path: str | Path, window_length: int | None = None) -> RuleSet:
-    """Read a rule set folder, or a single rule ``.py`` file as a set of one rule.
+def rule_file_in(folder: Path, name: Any, manifest_path: Path) -> Path:
+    """The rule file ``name`` of a manifest, which must lie inside the rule set ``folder``
+    (a shared rule folder must not make us read ``/etc/hostname`` or ``../x``)."""
+    if not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in Path(name).parts:
+        raise DataError(f"{manifest_path}: rule file {name!r} must be a relative path inside the rule set folder")
+    candidate = folder / name
+    if not candidate.resolve().is_relative_to(folder.resolve()):  # e.g. a symbolic link out of the folder
+        raise DataError(f"{manifest_path}: rule file {name!r} points outside the rule set folder")
+    return candidate
+
+
+def load_rule_set(path: str | Path, window_length: int | None = None, modality: str = "series") -> RuleSet:
+    """Read a rule set folder, or a single rule ``.py`` file as a set of one rule of ``modality``.
 
     Errors name the path and what is wrong (missing manifest, unknown format, a listed
-    rule file that is absent).
+    rule file that is absent or outside the folder).
     """
     path = Path(path)
     if path.is_file() and path.suffix == ".py":
         rule = Rule(name=path.stem, source=path.read_text())
-        return RuleSet([rule], window_length=window_length or DEFAULT_WINDOW_LENGTH, info={"source": str(path)})
+        return RuleSet([rule], window_length=window_length or DEFAULT_WINDOW_LENGTH, info={"source": str(path)},
+                       modality=modality)
     manifest_path = path / MANIFEST
     if not path.is_dir():
         raise DataError(f"{path}: no such rule set (expected a folder with {MANIFEST} or a .py rule file)")
@@ -126,18 +148,23 @@ def load_rule_set(path: str | Path, window_length: int | None = None) -> RuleSet
         raise DataError(f"{manifest_path}: unknown format {manifest.get('format')!r}, expected {FORMAT!r}")
     rules = []
     for entry in manifest.get("rules", []):
-        rule_path = path / entry.get("file", "")
+        rule_path = rule_file_in(path, entry.get("file"), manifest_path)
         if not rule_path.is_file():
             raise DataError(f"{manifest_path}: rule file {entry.get('file')!r} is missing")
         meta = {k: v for k, v in entry.items() if k not in ("file", "name")}
         rules.append(Rule(name=entry.get("name", rule_path.stem), source=rule_path.read_text(), meta=meta))
     if not rules:
         raise DataError(f"{manifest_path}: the rule set has no rules")
-    info = {k: v for k, v in manifest.items() if k not in ("format", "dataset", "window", "combine_with", "rules")}
+    info = {k: v for k, v in manifest.items()
+            if k not in ("format", "dataset", "modality", "window", "combine_with", "rules")}
+    modality = manifest.get("modality", "series")
+    window = manifest.get("window", {})
     return RuleSet(
         rules=rules,
-        window_length=int(window_length or manifest.get("window", {}).get("length", DEFAULT_WINDOW_LENGTH)),
+        window_length=int(window_length or window.get("length", DEFAULT_WINDOW_LENGTH)),
         dataset=manifest.get("dataset", ""),
         combine_with=manifest.get("combine_with"),
         info=info,
+        modality=modality,
+        window=dict(window) if modality == "logs" else {},
     )

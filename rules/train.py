@@ -46,13 +46,9 @@ def make_proposer(config: RuleTrainConfig, train_split, dataset: str) -> Propose
                                max_conditions=o.max_conditions, bootstrap=o.bootstrap,
                                name_prefix=dataset.lower() or "rule")
     if config.proposer == "llm":
-        from anomamind.agents.backends.factory import backend_config, make_backend
-        from anomamind.rules.proposer_llm import LLMProposer
+        from anomamind.rules.proposer_llm import LLMProposer, chat_backend
 
-        backend = make_backend(backend_config(config.llm.backend, "llm.backend"))
-        if hasattr(backend, "check"):
-            backend.check()  # a dead endpoint or a refused key stops the training here
-        return LLMProposer(backend, train_split, config.llm, combine_mode=mode,
+        return LLMProposer(chat_backend(config.llm), train_split, config.llm, combine_mode=mode,
                            name_prefix=dataset.lower() or "rule", dataset=dataset)
     raise ValueError(f"unknown proposer {config.proposer!r}; use 'offline' or 'llm'")
 

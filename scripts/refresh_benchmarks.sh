@@ -5,7 +5,8 @@
 #   scripts/refresh_benchmarks.sh smoke metrics    # only these steps
 #   scripts/refresh_benchmarks.sh --list           # the steps, the files each writes, what is not refreshed here
 #
-# Environment: DATA, the TSB-AD-U dev split (default ../shared/data/tsbad/dev); WORKERS,
+# Environment: DATA, the TSB-AD-U dev split (default ../shared/data/tsbad/dev); LOGHUB, the
+# Loghub 2k samples (default ../shared/data/loghub); WORKERS,
 # benchmark worker processes (default 2); RUNS, a scratch folder for run outputs (default
 # runs/refresh; each step starts from an empty sub-folder, so nothing is served from an
 # older run). Run it with the code committed: every table names the commit it came from,
@@ -14,10 +15,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA="${DATA:-../shared/data/tsbad/dev}"
+LOGHUB="${LOGHUB:-../shared/data/loghub}"
 WORKERS="${WORKERS:-2}"
 RUNS="${RUNS:-runs/refresh}"
 
-STEPS=(metrics data_load tools heuristic_throughput rules_throughput smoke heuristic_agent baselines rules workflow_ablations)
+STEPS=(metrics data_load tools heuristic_throughput rules_throughput smoke heuristic_agent baselines rules workflow_ablations logs)
 
 declare -A OUTPUTS=(
   [metrics]="benchmarks/metrics_timing.md"
@@ -30,6 +32,7 @@ declare -A OUTPUTS=(
   [baselines]="benchmarks/baselines/table.md benchmarks/baselines/summary.csv benchmarks/baselines/per_series.csv benchmarks/baselines/plots"
   [rules]="benchmarks/rules/table.md benchmarks/rules/combined-sr-and/table.md benchmarks/rules/combined-sr-or/table.md"
   [workflow_ablations]="benchmarks/sweeps/workflow_ablations/table.md benchmarks/sweeps/workflow_ablations/table.csv"
+  [logs]="benchmarks/logs/table.md benchmarks/logs/results.csv benchmarks/logs/rules"
 )
 
 # Results this script does not remake (another machine), each with where it came from.
@@ -64,8 +67,9 @@ step_heuristic_throughput() {
 }
 
 step_rules_throughput() {
+  # side by side with e766c1d, the last commit before the OS-confined sandbox (its cost)
   python scripts/bench_rules_throughput.py --rules benchmarks/rules --data "$DATA" \
-    --datasets YAHOO TODS IOPS WSD --repeats 3 --out benchmarks/rules/throughput.md
+    --datasets YAHOO TODS IOPS WSD --repeats 3 --rounds 3 --baseline e766c1d --out benchmarks/rules/throughput.md
 }
 
 step_smoke() {
@@ -113,6 +117,18 @@ step_workflow_ablations() {
   local out; out=$(fresh sweep_workflow)
   anomamind sweep configs/sweeps/workflow_ablations.yaml --data "$DATA" --out "$out"
   cp "$out/table.md" "$out/table.csv" benchmarks/sweeps/workflow_ablations/
+}
+
+step_logs() {  # BGL_2k with three window sizes and a synthetic log; rules retrained, then benchmarked
+  for n in 10 20 50; do
+    anomamind logs train "$LOGHUB/BGL/BGL_2k.log" --out "benchmarks/logs/rules/bgl-lines$n" --set "window.size=$n" --force
+  done
+  local out; out=$(fresh logs)
+  anomamind logs synth --out "$out/synthetic.log" --lines 100000 --seed 0
+  anomamind logs train "$out/synthetic.log" --out benchmarks/logs/rules/synthetic-sessions --set window.by=session --force
+  anomamind logs bench --rules benchmarks/logs/rules/bgl-lines10/BGL benchmarks/logs/rules/bgl-lines20/BGL \
+    benchmarks/logs/rules/bgl-lines50/BGL benchmarks/logs/rules/synthetic-sessions/SYNTHETIC \
+    --detector pca --detector iforest --detector invariants --detector keyword --out benchmarks/logs
 }
 
 if [[ "${1:-}" == "--list" ]]; then

@@ -11,22 +11,24 @@ topology from the launcher.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 
 def main(argv: list[str] | None = None) -> int:
     from anomamind.rl.cli import add_train_arguments, train_request
     from anomamind.rl.train import train_from_config
+    from anomamind.rl.train_progress import summary_line
 
     parser = argparse.ArgumentParser(description="GRPO/SFT training of the detector (see docs/training.md)")
     add_train_arguments(parser)
     args, extra = parser.parse_known_args(argv)
     overrides, trainer_args = train_request(args, extra)
     summary = train_from_config(args.config, overrides, args.out, trainer_args)
-    print(json.dumps(summary, indent=1, default=str))
+    print(summary_line(summary))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from anomamind.extras import run_or_name_missing_extra
+
+    sys.exit(run_or_name_missing_extra(main, "scripts/train_grpo.py"))

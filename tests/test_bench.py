@@ -218,16 +218,13 @@ def test_table_states_what_each_detector_looked_at() -> None:
 
 def test_cache_key_changes_with_the_code(monkeypatch):
     """A cached result from older code must not be served: the key includes a code fingerprint."""
-    import numpy as np
-
-    from anomamind.eval import bench
-    from anomamind.types import Series
+    from anomamind.eval import bench_cache
 
     series = Series(values=np.arange(10.0), labels=np.zeros(10), name="s")
-    before = bench.pair_key(series, "sr", {})
-    assert before == bench.pair_key(series, "sr", {})
-    monkeypatch.setattr(bench, "code_fingerprint", lambda: "edited-code")
-    assert bench.pair_key(series, "sr", {}) != before
+    before = bench_cache.pair_key(series, "sr", {})
+    assert before == bench_cache.pair_key(series, "sr", {})
+    monkeypatch.setattr(bench_cache, "code_fingerprint", lambda: "edited-code")
+    assert bench_cache.pair_key(series, "sr", {}) != before
 
 
 # --- sample plots ------------------------------------------------------------------------

@@ -18,9 +18,11 @@ from anomamind.paths import CONFIG_DIR
 WRITING_COMMANDS = [
     ("data", "fetch"), ("data", "synth"), ("bench",), ("detect",), ("prepare",), ("train",),
     ("sweep",), ("infer",), ("rules", "train"), ("rules", "bench"), ("tools", "plot"),
+    ("logs", "synth"), ("logs", "train"), ("logs", "bench"),
 ]
 #: Commands that take overrides, each must take --set KEY=VALUE.
-OVERRIDING_COMMANDS = [("train",), ("detect",), ("bench",), ("prepare",), ("sweep",), ("rules", "train")]
+OVERRIDING_COMMANDS = [("train",), ("detect",), ("bench",), ("prepare",), ("sweep",), ("rules", "train"),
+                       ("logs", "train"), ("logs", "info")]
 #: Other spellings of an output folder that may only live on as aliases of --out.
 OUTPUT_SPELLINGS = {"--dest", "--output_dir", "--output-dir", "--output", "--outdir", "--out-dir"}
 

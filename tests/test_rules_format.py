@@ -109,3 +109,26 @@ def test_build_split_windows_never_cross_series():
     assert split.window_series == [0, 0, 0, 1]
     with pytest.raises(DataError, match="unlabelled"):
         build_split([Series(np.zeros(5), name="u")], 10)
+
+
+@pytest.mark.parametrize(
+    "file, words",
+    [
+        ("/etc/hostname", "must be a relative path inside the rule set folder"),
+        ("../outside.py", "must be a relative path inside the rule set folder"),
+        ("sub/../../outside.py", "must be a relative path inside the rule set folder"),
+        ("", "must be a relative path inside the rule set folder"),
+        (None, "must be a relative path inside the rule set folder"),
+        ("link.py", "points outside the rule set folder"),
+    ],
+)
+def test_manifest_paths_must_stay_inside_the_rule_set_folder(tmp_path, file, words):
+    """A shared rule folder must not make the loader read files elsewhere."""
+    (tmp_path / "outside.py").write_text("def detect(values):\n    return values > 0\n")
+    folder = tmp_path / "set"
+    folder.mkdir()
+    (folder / "link.py").symlink_to(tmp_path / "outside.py")
+    (folder / MANIFEST).write_text(json.dumps({"format": "anomamind-rules/1", "rules": [{"file": file}]}))
+    with pytest.raises(DataError, match=words) as info:
+        load_rule_set(folder)
+    assert str(folder / MANIFEST) in str(info.value)

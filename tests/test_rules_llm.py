@@ -8,7 +8,7 @@ from fake_chat_server import FakeChatServer, FakeError, reply
 
 from anomamind.agents.backends.openai_compat import OpenAICompatBackend
 from anomamind.rules.data import build_split
-from anomamind.rules.loop import LLMOptions, RuleTrainConfig, RuleTrainer
+from anomamind.rules.loop import LLMOptions, RuleTrainConfig, RuleTrainer, SeriesTask
 from anomamind.rules.proposer_llm import LLMProposer, extract_code, feature_api
 from anomamind.rules.sandbox import SandboxLimits
 from anomamind.types import Series
@@ -70,7 +70,7 @@ def test_broken_rule_is_repaired_and_regression_is_refined():
     with FakeChatServer(script) as server:
         backend = OpenAICompatBackend("fake", base_url=server.base_url, api_key_env=None)
         proposer = LLMProposer(backend, train, LLMOptions(), dataset="SPIKY", name_prefix="spiky")
-        trainer = RuleTrainer(proposer, train, validation, config)
+        trainer = RuleTrainer(proposer, SeriesTask(train, validation, config), config)
         chosen, f1 = trainer.run()
         requests = server.requests
 
