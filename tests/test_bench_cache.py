@@ -4,6 +4,7 @@ time writes an output folder, and pool workers die with a killed run."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -315,3 +316,12 @@ def test_a_worker_whose_owner_is_not_its_parent_still_dies_with_it(tmp_path: Pat
                 proc.kill()
                 proc.wait(10)
         worker.stdout.close()
+
+
+def test_a_tilde_string_that_names_no_user_is_not_a_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder option (an agent's tokenizer) holds JSON whose strings start with "~" (BPE
+    tokens): "~nosuchuser" made Path.expanduser raise; it names no file."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tok").mkdir()
+    (tmp_path / "tok" / "tokenizer.json").write_text(json.dumps({"vocab": {"~nosuchuser_xyz": 1, "~": 2}}))
+    assert bench_cache.detector_inputs("llm-agent", {"tokenizer": "tok"}) == [(tmp_path / "tok" / "tokenizer.json").resolve()]
