@@ -259,11 +259,12 @@ def step_rules(ctx: dict[str, Any], server: Server) -> dict[str, Any]:
     training = json.loads(manifest.read_text()).get("training", {}) if manifest.is_file() else {}
     failed = [line for line in log_text.splitlines() if line.startswith("FAILED ")]
     first = log_text.split("first rejected candidate", 1)[1][:400] if "first rejected candidate" in log_text else ""
+    result = failed[0] if failed else last_line(ctx["out"] / "rules.log", "{")
     return {"command": shown(args, ctx["out"], ctx["gguf"]), "exit": done.returncode, "wall_s": round(wall, 1),
             "requests": server.requests_answered() - before,
             "rejected": len(training.get("rejected", [])) or log_text.count("rejected"),
-            "proposer": training.get("proposer"), "result": failed[0] if failed else last_line(ctx["out"] / "rules.log", "{"),
-            "first_rejected": first}
+            "proposer": training.get("proposer"), "result": result.replace(str(ctx["out"]), "OUT"),
+            "first_rejected": first.replace(str(ctx["out"]), "OUT")}
 
 
 def step_infer(ctx: dict[str, Any], server: Server) -> dict[str, Any]:
