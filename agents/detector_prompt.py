@@ -195,7 +195,7 @@ def value_strip(values: Any, max_points: int = STRIP_POINTS) -> tuple[str, str]:
     finite = np.isfinite(x)
     if x.size > max_points:
         median = float(np.median(x[finite])) if finite.any() else 0.0
-        distance = np.where(finite, np.abs(x - median), -1.0)
+        distance = np.where(finite, np.abs(np.where(finite, x, median) / 2 - median / 2), -1.0)  # halves: no overflow
         picks = [int(chunk[np.argmax(distance[chunk])]) for chunk in np.array_split(np.arange(x.size), max_points)]
         x, finite = x[picks], finite[picks]
         every = f", one per ~{len(values) / max_points:.1f} points (the most extreme)"
@@ -204,9 +204,10 @@ def value_strip(values: Any, max_points: int = STRIP_POINTS) -> tuple[str, str]:
     if not finite.any():
         return "_" * x.size, "values: all missing"
     lo, hi = float(np.min(x[finite])), float(np.max(x[finite]))
-    span = hi - lo
-    digits = np.zeros(x.size, dtype=int) if span <= 0 else np.clip(np.round((x - lo) / span * 9), 0, 9)
-    strip = "".join(str(int(d)) if ok else "_" for d, ok in zip(np.nan_to_num(digits), finite))
+    span = hi / 2 - lo / 2  # halves: values near the float64 limit do not overflow
+    half = np.where(finite, x, lo) / 2
+    digits = np.zeros(x.size, dtype=int) if span <= 0 else np.clip(np.round((half - lo / 2) / span * 9), 0, 9)
+    strip = "".join(str(int(d)) if ok else "_" for d, ok in zip(digits, finite))
     low, high = format_values([lo, hi], 3).split(",")
     return strip, f"values {low}..{high} as 0-9{every}"
 

@@ -7,7 +7,9 @@
 - actor: runs the calls; a second round re-examines the locator's candidates that round
   one left unexplained, with a relaxed threshold;
 - detector: fuses the tool runs into typed intervals with a confidence from the strength
-  of the evidence, and writes the ``<think>`` + JSON answer an LLM detector would;
+  of the evidence, and writes the ``<think>`` + JSON answer an LLM detector would; its
+  per-point evidence strength (the strongest feature's z over its threshold) is the
+  continuous score that ranks points for the threshold-free metrics;
 - evaluator: checks every interval against the evidence (supported, not window-long,
   not one of too many weak ones) and sends the answer back once when it is not.
 
@@ -15,6 +17,11 @@ The actor runs its calls through the workflow's toolbox, the shared tool registr
 (``tools.registry.TaskTools``): ``feature_runs`` over the series'
 :class:`~anomamind.tools.features_profile.FeatureProfile`, or ``raw_value_outliers`` when
 feature extraction is off. No role reads the labels.
+
+A dataset the knowledge memory has no entry for gets label-free settings: each feature's
+threshold is raised to the series' own peaks-over-threshold level at the settings'
+``false_alarm_rate``, and the labelling convention (points or ranges) follows the length
+anomalies are expected to have, ``event_fraction`` of the series' period.
 """
 
 from __future__ import annotations
@@ -22,10 +29,11 @@ from __future__ import annotations
 import base64
 import io
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 from anomamind.tools.features_profile import FEATURES, runs_above, spectral_residual_saliency
 from anomamind.agents.parsing import render_detection
@@ -66,6 +74,14 @@ class DetectionSettings:
     questions the weakest ones (datasets with dense anomalies set it higher).
     ``confidence_levels`` are the evidence strengths (peak z / threshold) for confidence 2
     and 3.
+
+    ``event_fraction``: anomalies are expected to last this fraction of the series' period
+    (:meth:`event_length`); the continuous score spreads evidence over that length.
+    Label-free settings (datasets without a knowledge entry) add ``false_alarm_rate``, the
+    rate at which each feature's threshold is set from the series' own tail
+    (:meth:`FeatureProfile.tail_threshold`; the configured threshold stays the floor), and
+    ``ranges``, settings overlaid when the expected length is 2 points or more (anomalies
+    labelled as ranges rather than points).
     """
 
     thresholds: dict[str, float] = field(
@@ -78,6 +94,9 @@ class DetectionSettings:
     max_fraction: float = 0.5
     max_intervals: int = 4
     confidence_levels: tuple[float, float] = (1.5, 2.5)
+    event_fraction: float = 0.0
+    false_alarm_rate: float | None = None
+    ranges: dict[str, Any] | None = None
     description: str = ""
 
     @classmethod
@@ -88,7 +107,34 @@ class DetectionSettings:
         unknown = sorted(set(data) - set(cls.__dataclass_fields__))
         if unknown:
             raise ValueError(f"unknown detection setting(s) {unknown}")
+        rate = data.get("false_alarm_rate")
+        if rate is not None and not 0 < float(rate) < 1:
+            raise ValueError(f"false_alarm_rate must be in (0, 1) or null, got {rate}")
+        if data.get("ranges") is not None:
+            overlay = data["ranges"]
+            if not isinstance(overlay, dict):
+                raise ValueError(f"ranges must be a mapping of settings, got {overlay!r}")
+            bad = sorted(set(overlay) - set(cls.__dataclass_fields__) | set(overlay) & {"ranges", "description"})
+            if bad:
+                raise ValueError(f"unknown or nested setting(s) {bad} in ranges")
         return cls(**data)
+
+    def event_length(self, period: int) -> int:
+        """Points an anomaly is expected to span: ``event_fraction`` of the period (1 when
+        the series has no period)."""
+        return max(1, int(round(period * self.event_fraction))) if period > 0 else 1
+
+    def for_period(self, period: int) -> tuple["DetectionSettings", str]:
+        """These settings for a series with this period, and its labelling convention:
+        ``ranges`` overlaid when anomalies are expected to span 2 points or more."""
+        if self.ranges is None:
+            return self, ""
+        if self.event_length(period) < 2:
+            return replace(self, ranges=None), "points"
+        overlay = dict(self.ranges)
+        if "confidence_levels" in overlay:
+            overlay["confidence_levels"] = tuple(float(v) for v in overlay["confidence_levels"])
+        return replace(self, **overlay, ranges=None), "ranges"
 
 
 # ----------------------------------------------------------------------------- roles
@@ -97,6 +143,8 @@ class DetectionSettings:
 def settings_for(task: WindowTask, defaults: DetectionSettings) -> tuple[DetectionSettings, str]:
     """The task's detection settings and where they came from (knowledge memory or defaults)."""
     if "knowledge_memory" not in task.disabled and isinstance(task.knowledge, DetectionSettings):
+        if task.knowledge.false_alarm_rate is not None and not task.knowledge.description:
+            return task.knowledge, f"the generic label-free settings (no knowledge entry for {task.series.dataset})"
         return task.knowledge, f"knowledge memory ({task.series.dataset})"
     return defaults, "generic defaults (no knowledge memory)"
 
@@ -155,6 +203,8 @@ class HeuristicPlanner:
     def plan(self, task: WindowTask, located: LocatorOutput) -> PlanOutput:
         t0 = time.perf_counter()
         settings, source = settings_for(task, self.defaults)
+        period = int(getattr(task.context, "period", 0) or 0)
+        settings, convention = settings.for_period(period)
         calls: list[ToolCall] = []
         thresholds: dict[str, float] = {}
         if "feature_extraction" in task.disabled or task.context is None:
@@ -164,16 +214,32 @@ class HeuristicPlanner:
             text = f"Feature extraction is off: look for raw-value outliers (z > {raw}); thresholds from {source}."
         else:
             available = task.context.features
+            rate = settings.false_alarm_rate
             for feature in FEATURES:
                 thr = settings.thresholds.get(feature)
                 if thr is None or feature not in available:
                     continue
+                if rate is not None:  # label-free: the series' own tail, the setting as floor
+                    thr = max(thr, task.context.tail_threshold(feature, task.window.start, rate))
+                thr = round(float(thr), 3)
                 args = {"feature": feature, "threshold": thr, "low": round(thr * settings.hysteresis, 3)}
                 calls.append(ToolCall("feature_runs", args, f"c{len(calls)}"))
                 thresholds[feature] = thr
             text = (
                 f"Check {', '.join(thresholds)} deviations with thresholds from {source}"
                 + (f" ({settings.description})" if settings.description and source.startswith("knowledge") else "")
+                + (
+                    f", raised to this series' own tail at a false-alarm rate of {rate:g}"
+                    + f" ({', '.join(f'{k} z > {v:g}' for k, v in thresholds.items())})"
+                    if rate is not None
+                    else ""
+                )
+                + (
+                    f"; anomalies are expected to span {settings.event_length(period)} point(s) "
+                    f"(period {period}), so they are labelled as {convention}"
+                    if convention
+                    else ""
+                )
                 + (f"; re-examine candidates {[[c.start, c.end] for c in located.candidates]}" if located.candidates else "")
                 + "."
             )
@@ -186,8 +252,14 @@ class HeuristicPlanner:
             max_intervals=settings.max_intervals,
             confidence_2=settings.confidence_levels[0],
             confidence_3=settings.confidence_levels[1],
+            event_length=settings.event_length(period),
         )
-        step = Step("planner", [], text, tool_calls=list(calls), info={"settings_source": source})
+        info: dict[str, Any] = {"settings_source": source}
+        if convention:
+            info["convention"] = convention
+        if settings.false_alarm_rate is not None:
+            info["false_alarm_rate"] = settings.false_alarm_rate
+        step = Step("planner", [], text, tool_calls=list(calls), info=info)
         step.seconds = time.perf_counter() - t0
         return PlanOutput(text, calls, thresholds, step)
 
@@ -295,6 +367,31 @@ class HeuristicDetector:
     benchmark runs may skip rendering them (``reads_messages``)."""
 
     reads_messages = False
+
+    def evidence_scores(self, task: WindowTask) -> np.ndarray | None:
+        """Per-point evidence strength of the window in [0, 1): the largest z / threshold of
+        the planned features (s / (1 + s), so 1 maps to 0.5), spread over the plan's
+        expected anomaly length by a running maximum (trailing in causal mode: only the
+        past). The workflow adds it to the intervals' confidence to rank points; None
+        without series-level features."""
+        plan: PlanOutput | None = task.upstream.get("plan")
+        profile = task.context
+        if plan is None or not hasattr(profile, "zscores"):
+            return None
+        w0, w1 = task.window.start, task.window.end
+        length = max(1, int(plan.thresholds.get("event_length", 1)))
+        causal = bool(getattr(profile, "causal", False))
+        lo = max(0, w0 - (length - 1 if causal else length // 2))
+        hi = w1 if causal else min(profile.n, w1 + length // 2)
+        strength = np.zeros(hi - lo)
+        for call in plan.tool_calls:
+            if call.name == "feature_runs":
+                z = profile.zscores(call.arguments["feature"], lo, hi, scale_at=w0)
+                np.maximum(strength, z / float(call.arguments["threshold"]), out=strength)
+        if length > 1:
+            strength = ndimage.maximum_filter1d(strength, length, origin=(length - 1) // 2 if causal else 0)
+        strength = strength[w0 - lo : w1 - lo]
+        return strength / (1.0 + strength)
 
     def detect(self, task: WindowTask, messages: list[dict[str, Any]]) -> tuple[str, Step]:
         t0 = time.perf_counter()

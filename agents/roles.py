@@ -142,7 +142,11 @@ class Actor(Protocol):
 @runtime_checkable
 class DetectorRole(Protocol):
     """Reads the chat messages from agents/detector_prompt.py and returns the answer TEXT
-    (``<think>...</think>`` then a JSON array), parsed by agents/parsing.parse_detection."""
+    (``<think>...</think>`` then a JSON array), parsed by agents/parsing.parse_detection.
+
+    A detector may also offer ``evidence_scores(task) -> array | None``: a per-point
+    strength in [0, 1) for the window, which the workflow adds to the intervals'
+    confidence so threshold-free metrics can rank points (the heuristic detector does)."""
 
     def detect(self, task: WindowTask, messages: list[dict[str, Any]]) -> tuple[str, Step]: ...
 

@@ -38,7 +38,8 @@ class Series:
     """One univariate series with optional 0/1 point labels.
 
     ``train_end`` is TSB-AD's ``tr_N`` (end of the training prefix, exclusive) and
-    ``first_anomaly`` its ``1st_M``; both are None when unknown.
+    ``first_anomaly`` its ``1st_M``; both are None when unknown. ``timestamps`` holds the
+    file's time column when it had one (datetime64, or numbers as given), one per value.
     """
 
     values: np.ndarray
@@ -50,6 +51,7 @@ class Series:
     first_anomaly: int | None = None
     source: str | None = None  # file the series came from, for messages and caching
     meta: dict[str, Any] = field(default_factory=dict)
+    timestamps: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.values = np.asarray(self.values, dtype=np.float64).reshape(-1)
@@ -58,6 +60,13 @@ class Series:
             if self.labels.shape != self.values.shape:
                 raise DataError(
                     f"{self.source or self.name}: labels have {self.labels.size} points "
+                    f"but values have {self.values.size}"
+                )
+        if self.timestamps is not None:
+            self.timestamps = np.asarray(self.timestamps).reshape(-1)
+            if self.timestamps.shape != self.values.shape:
+                raise DataError(
+                    f"{self.source or self.name}: timestamps have {self.timestamps.size} points "
                     f"but values have {self.values.size}"
                 )
 

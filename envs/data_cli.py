@@ -86,11 +86,10 @@ def _info(args: argparse.Namespace) -> int:
     for name in result.datasets:
         group = [s for s in result.series if s.dataset == name]
         lengths = np.array([len(s) for s in group])
-        anomalous = sum(int(s.labels.sum()) for s in group if s.labels is not None)
-        print(
-            f"{name:<12} {len(group):>6} {lengths.sum():>10} {lengths.min():>8} {lengths.max():>8} "
-            f"{100 * anomalous / lengths.sum():>8.2f}%"
-        )
+        labelled = [s for s in group if s.labels is not None]
+        anomalous = sum(int(s.labels.sum()) for s in labelled)
+        share = f"{100 * anomalous / sum(len(s) for s in labelled):>8.2f}%" if labelled else f"{'no labels':>9}"
+        print(f"{name:<12} {len(group):>6} {lengths.sum():>10} {lengths.min():>8} {lengths.max():>8} {share}")
     for path, message in result.failures:
         print(f"skipped: {message}")
     if not result.series:

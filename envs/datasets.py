@@ -2,8 +2,9 @@
 
 ``anomamind bench/detect/prepare --data SPEC`` all call ``resolve_data``: SPEC is
 ``synthetic`` (the embedded default set), ``synthetic:N`` (N generated series), a single
-TSB-AD-U CSV file, a folder of TSB-AD-U CSVs (with or without dataset subfolders), or an
-EasyTSAD root (detected from its ``UTS/<DS>/<series>/test.npy`` layout).
+CSV file (TSB-AD-U's ``Data,Label``, or a user's own export without labels: see
+envs/loaders.py), a folder of them (with or without dataset subfolders), or an EasyTSAD
+root (detected from its ``UTS/<DS>/<series>/test.npy`` layout).
 """
 
 from __future__ import annotations
@@ -27,11 +28,13 @@ def resolve_data(
     seed: int = 0,
     nan_policy: str = "interpolate",
     min_length: int = 1,
+    column: str | int | None = None,
 ) -> LoadResult:
     """Load the series a spec names; ``limit`` keeps the first K (by name) of each dataset.
 
-    ``seed`` only affects synthetic specs. Bad files inside a folder are reported in the
-    result's ``failures``; a spec that names nothing loadable raises ``DataError``.
+    ``seed`` only affects synthetic specs; ``column`` picks the value column of CSV files
+    (name or 0-based position). Bad files inside a folder are reported in the result's
+    ``failures``; a spec that names nothing loadable raises ``DataError``.
     """
     if limit is not None and limit < 1:
         raise DataError(f"limit must be a positive number of series per dataset, got {limit}")
@@ -44,15 +47,17 @@ def resolve_data(
             if is_easytsad_root(path):
                 result = load_easytsad(path, datasets=datasets, nan_policy=nan_policy, min_length=min_length)
             else:
-                result = load_directory(path, datasets=datasets, nan_policy=nan_policy, min_length=min_length)
+                result = load_directory(
+                    path, datasets=datasets, nan_policy=nan_policy, min_length=min_length, column=column
+                )
         elif path.exists() or path.is_symlink():  # a file; a special or oversized one is refused by name
-            series = load_series(path, nan_policy=nan_policy, min_length=min_length)
+            series = load_series(path, nan_policy=nan_policy, min_length=min_length, column=column)
             _check_filter([series.dataset], datasets, spec)
             result = LoadResult(series=[series])
         else:
             raise DataError(
                 f"data spec {spec!r}: no such file or folder; expected 'synthetic', 'synthetic:N', "
-                "a TSB-AD-U CSV file, a folder of them, or an EasyTSAD root"
+                "a CSV file, a folder of them, or an EasyTSAD root"
             )
     if limit is not None:
         result.series = _first_per_dataset(result.series, limit)

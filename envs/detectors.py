@@ -44,12 +44,20 @@ class HeuristicAgentConfig:
     detector_prompt: str = "compact"
     locator: dict[str, Any] = field(default_factory=dict)
     knowledge: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: A knowledge directory used instead of configs/knowledge (e.g. one derived without a
+    #: dataset, for the leave-one-dataset-out benchmark), and a user's own dataset entries
+    #: (YAML files, the schema of configs/knowledge/<dataset>.yaml) added to it.
+    knowledge_dir: str | None = None
+    knowledge_files: list[str] = field(default_factory=list)
 
 
 class HeuristicKnowledge:
     """The knowledge memory's detection settings per dataset (tools/knowledge.py,
     ``KnowledgeMemory.detector_settings``: the generic entry overlaid with the dataset's);
-    ``defaults`` are the generic settings (unknown datasets, knowledge memory off)."""
+    ``defaults`` are the generic settings (knowledge memory off). A dataset without an
+    entry of its own gets ``label_free``: the generic settings overlaid with generic.yaml's
+    ``label_free_detector`` (thresholds calibrated on each series at a false-alarm rate,
+    labelling convention from the series' period)."""
 
     def __init__(self, overrides: dict[str, dict[str, Any]] | None = None, memory: Any = None) -> None:
         if memory is None:
@@ -60,6 +68,11 @@ class HeuristicKnowledge:
         self.overrides = {str(k).upper(): dict(v or {}) for k, v in (overrides or {}).items()}
         self._settings: dict[str, DetectionSettings] = {}
         self.defaults = self.settings(None)
+        label_free = {**memory.detector_settings(None), **memory.detector_settings(None, "label_free_detector")}
+        try:
+            self.label_free = DetectionSettings.from_dict(label_free)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"label_free_detector settings of the generic knowledge entry: {err}") from err
 
     def settings(self, dataset: str | None) -> DetectionSettings:
         """The detection settings of ``dataset`` (None: the generic ones), cached."""
@@ -73,6 +86,8 @@ class HeuristicKnowledge:
         return self._settings[name]
 
     def __call__(self, series: Series) -> DetectionSettings:
+        if not self.memory.knows(series.dataset) and str(series.dataset).upper() not in self.overrides:
+            return self.label_free
         settings = self.settings(series.dataset)
         return replace(settings, description=self._summary(series) or settings.description)
 
@@ -111,8 +126,10 @@ class WorkflowDetector:
         if self._startup is not None:
             self._startup()
 
-    def run(self, series: Series) -> SeriesOutcome:
-        return self.workflow.run_series(series, self.trajectories)
+    def run(self, series: Series, keep_prompts: bool = True) -> SeriesOutcome:
+        """The prediction and every window's trajectory (``keep_prompts=False``: without the
+        detector prompts when the detector does not read them)."""
+        return self.workflow.run_series(series, self.trajectories, keep_prompts=keep_prompts)
 
     def detect(self, series: Series) -> SeriesPrediction:
         """The prediction only: detector prompts are rendered only when the detector reads
@@ -178,7 +195,8 @@ def make_heuristic_agent(
     stride, causal, plot and detector_prompt (compact | full) override the config file
     (configs/agents/heuristic.yaml)."""
     cfg = load_heuristic_config(config, overrides)
-    knowledge = HeuristicKnowledge(cfg.knowledge)
+    memory, knowledge_digest = knowledge_memory(cfg)
+    knowledge = HeuristicKnowledge(cfg.knowledge, memory)
     roles = make_heuristic_roles(
         knowledge.defaults,
         evaluator=evaluator,
@@ -197,10 +215,29 @@ def make_heuristic_agent(
     role_config = {
         "agent": "heuristic",
         "config": to_dict(cfg),
-        "knowledge": files_digest(CONFIG_DIR / "knowledge", "*.yaml"),
+        "knowledge": knowledge_digest,
         "workflow": to_dict(workflow.config),
     }
     return WorkflowDetector("heuristic-agent", workflow, trajectories, role_config)
+
+
+def knowledge_memory(cfg: HeuristicAgentConfig) -> tuple[Any, str]:
+    """The knowledge memory the config names (configs/knowledge unless ``knowledge_dir``,
+    plus ``knowledge_files``) and a digest of the files it was read from."""
+    from anomamind.tools.knowledge import KNOWLEDGE_DIR, KnowledgeError, KnowledgeMemory, default_memory
+
+    folder = Path(cfg.knowledge_dir).expanduser() if cfg.knowledge_dir else KNOWLEDGE_DIR
+    extra = [Path(f).expanduser() for f in cfg.knowledge_files]
+    digest = files_digest(folder, "*.yaml")
+    if not cfg.knowledge_dir and not extra:
+        return default_memory(), digest
+    try:
+        memory = KnowledgeMemory.load(folder, extra)
+    except KnowledgeError as err:
+        raise ConfigError(str(err)) from err
+    for path in extra:
+        digest = hashlib.sha256((digest + path.name).encode() + path.read_bytes()).hexdigest()[:16]
+    return memory, digest
 
 
 def make_llm_agent(

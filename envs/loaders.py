@@ -1,13 +1,18 @@
-"""Load TSB-AD-U CSV files (and EasyTSAD folders) into ``Series``, with clear errors.
+"""Load CSV files (TSB-AD-U or a user's own export) and EasyTSAD folders into ``Series``.
 
-Every problem a user can have with a data file (missing or extra columns, text where numbers
-should be, NaN/inf, labels other than 0/1, an empty file, a series too short to window)
-becomes a ``DataError`` whose message starts with the file and says what is wrong, never a
-raw pandas traceback. Directory loads report bad files (and duplicates) and load the rest.
+A CSV may be TSB-AD-U's ``Data,Label``, a value-only column with or without a header, or
+``timestamp,value`` (the usual KPI export): labels are optional (a ``Label`` or
+``is_anomaly`` column when present), a time column is parsed and kept, and ``column``
+picks the value column when there are several. Every problem a user can have with a data
+file (an ambiguous or missing value column, text where numbers should be, NaN/inf, labels
+other than 0/1, an empty file, a series too short to window) becomes a ``DataError`` whose message starts with the file and says what is wrong,
+never a raw pandas traceback. Directory loads report bad files (and duplicates) and load
+the rest.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import re
@@ -30,6 +35,9 @@ TSBAD_NAME = re.compile(
 #: Column names of the TSB-AD-U format.
 VALUE_COLUMN = "Data"
 LABEL_COLUMN = "Label"
+#: Names (any case) recognised as the label column and as the time column of other CSVs.
+LABEL_NAMES = ("label", "is_anomaly")
+TIME_NAMES = ("timestamp", "time", "date", "datetime")
 NAN_POLICIES = ("interpolate", "reject")
 
 
@@ -86,17 +94,26 @@ def load_series(
     nan_policy: str = "interpolate",
     min_length: int = 1,
     dataset: str | None = None,
+    column: str | int | None = None,
 ) -> Series:
-    """Read one TSB-AD-U CSV (``Data,Label``) into a validated ``Series``.
+    """Read one CSV into a validated ``Series`` (labels and timestamps when the file has them).
 
-    ``nan_policy`` decides what happens to NaN/inf values: ``"interpolate"`` fills them
-    linearly (edges take the nearest valid value) and warns, ``"reject"`` raises.
-    ``dataset`` overrides the dataset name; otherwise it comes from the file name, or from
-    the parent folder when the name does not follow the TSB-AD pattern.
+    Layouts: TSB-AD-U's ``Data,Label``; one numeric column with or without a header;
+    ``timestamp,value`` (a column named timestamp/time/date/datetime, or one holding dates,
+    is parsed into ``Series.timestamps``); any of these plus a ``Label``/``is_anomaly``
+    column. ``column`` (a name, or a 0-based position) picks the value column; it is needed
+    only when several numeric columns could be it. ``nan_policy`` decides what happens to
+    NaN/inf values: ``"interpolate"`` fills them linearly (edges take the nearest valid
+    value) and warns, ``"reject"`` raises. ``dataset`` overrides the dataset name; otherwise
+    it comes from the file name, or from the parent folder when the name does not follow the
+    TSB-AD pattern. A TSB-AD name whose ``tr_N`` exceeds the series (a file cut short) gets
+    a warning and the training prefix clamped to the series.
     """
     path = Path(path)
     raw = read_data_file(path)
-    return _series_from_bytes(path, raw, nan_policy=nan_policy, min_length=min_length, dataset=dataset)
+    return _series_from_bytes(
+        path, raw, nan_policy=nan_policy, min_length=min_length, dataset=dataset, column=column
+    )
 
 
 def load_directory(
@@ -107,6 +124,7 @@ def load_directory(
     nan_policy: str = "interpolate",
     min_length: int = 1,
     progress: bool = False,
+    column: str | int | None = None,
 ) -> LoadResult:
     """Load every ``*.csv`` under ``root`` (recursively), skipping and reporting bad files.
 
@@ -115,7 +133,8 @@ def load_directory(
     is there. ``file_list`` is a CSV with a ``file_name`` column (TSB-AD's file lists):
     only those files are loaded, and listed files that are missing are reported. Files
     with the same content, or the same name in two folders, are loaded once; the later
-    ones (in path order) are reported as duplicates.
+    ones (in path order) are reported as duplicates. ``column`` picks the value column of
+    every file, as in :func:`load_series`.
     """
     root = Path(root)
     _check_nan_policy(nan_policy)
@@ -149,7 +168,9 @@ def load_directory(
             result.duplicates.append((str(path), str(first)))
             continue
         try:
-            series = _series_from_bytes(path, raw, nan_policy=nan_policy, min_length=min_length, dataset=None)
+            series = _series_from_bytes(
+                path, raw, nan_policy=nan_policy, min_length=min_length, dataset=None, column=column
+            )
         except DataError as err:
             result.failures.append((str(path), str(err)))
             continue
@@ -217,18 +238,21 @@ def dataset_of(path: Path, root: Path | None = None) -> str:
     return path.parent.name
 
 
-def clean_values(path: Path | str, values: np.ndarray, nan_policy: str) -> np.ndarray:
-    """Apply the NaN policy: interpolate NaN/inf linearly (with a warning) or reject them."""
+def clean_values(
+    path: Path | str, values: np.ndarray, nan_policy: str, column: str = VALUE_COLUMN, header_lines: int = 1
+) -> np.ndarray:
+    """Apply the NaN policy: interpolate NaN/inf linearly (with a warning) or reject them.
+    ``header_lines`` (0 or 1) makes the line numbers in messages match the file."""
     _check_nan_policy(nan_policy)
     bad = ~np.isfinite(values)
     if not bad.any():
         return values
     count, first = int(bad.sum()), int(np.flatnonzero(bad)[0])
-    what = f"{count} NaN/inf value(s) in column '{VALUE_COLUMN}' (first at line {first + 2})"
+    what = f"{count} NaN/inf value(s) in column '{column}' (first at line {first + 1 + header_lines})"
     if nan_policy == "reject":
         raise DataError(f"{path}: {what}; nan_policy='reject'")
     if bad.all():
-        raise DataError(f"{path}: every value in column '{VALUE_COLUMN}' is NaN/inf")
+        raise DataError(f"{path}: every value in column '{column}' is NaN/inf")
     good = np.flatnonzero(~bad)
     filled = values.copy()
     filled[bad] = np.interp(np.flatnonzero(bad), good, values[good])
@@ -236,7 +260,7 @@ def clean_values(path: Path | str, values: np.ndarray, nan_policy: str) -> np.nd
     return filled
 
 
-def check_labels(path: Path | str, labels: np.ndarray) -> np.ndarray:
+def check_labels(path: Path | str, labels: np.ndarray, column: str = LABEL_COLUMN) -> np.ndarray:
     """Labels as int8 after checking every one is 0 or 1 (the message names ``path``)."""
     labels = np.asarray(labels, dtype=np.float64)
     ok = (labels == 0) | (labels == 1)
@@ -244,7 +268,7 @@ def check_labels(path: Path | str, labels: np.ndarray) -> np.ndarray:
         bad_rows = np.flatnonzero(~ok)
         found = sorted({("NaN" if np.isnan(v) else repr(float(v))) for v in labels[bad_rows][:20]})
         raise DataError(
-            f"{path}: labels must be 0 or 1; column '{LABEL_COLUMN}' has {bad_rows.size} other "
+            f"{path}: labels must be 0 or 1; column '{column}' has {bad_rows.size} other "
             f"value(s) {found[:5]} (first at line {int(bad_rows[0]) + 2})"
         )
     return labels.astype(np.int8)
@@ -259,16 +283,23 @@ def _check_nan_policy(nan_policy: str) -> None:
 
 
 def _series_from_bytes(
-    path: Path, raw: bytes, *, nan_policy: str, min_length: int, dataset: str | None
+    path: Path, raw: bytes, *, nan_policy: str, min_length: int, dataset: str | None, column: str | int | None = None
 ) -> Series:
     _check_nan_policy(nan_policy)
     if not raw.strip():
-        raise DataError(f"{path}: empty file (expected a header 'Data,Label' and rows)")
-    frame = _parse_csv(path, raw)
-    values = _numeric_column(path, frame, VALUE_COLUMN)
+        raise DataError(
+            f"{path}: empty file (expected rows of numbers, with a header such as 'Data,Label' or "
+            "'timestamp,value' or none)"
+        )
+    frame, header_lines = _parse_csv(path, raw)
+    columns = _pick_columns(path, frame, column)
+    values = _numeric_column(path, frame, columns.value, header_lines)
     n_non_finite = int(np.count_nonzero(~np.isfinite(values)))
-    values = clean_values(path, values, nan_policy)
-    labels = _label_column(path, frame)
+    values = clean_values(path, values, nan_policy, columns.value, header_lines)
+    labels = None
+    if columns.label is not None:
+        labels = check_labels(path, _numeric_column(path, frame, columns.label, header_lines), columns.label)
+    timestamps = _time_column(path, frame, columns.time, header_lines) if columns.time is not None else None
     if values.size < min_length:
         raise DataError(
             f"{path}: series has {values.size} points, shorter than the minimum of {min_length} "
@@ -276,6 +307,8 @@ def _series_from_bytes(
         )
     parsed = parse_tsbad_name(path.name)
     meta: dict = {"n_interpolated": n_non_finite} if n_non_finite else {}
+    if columns.value != VALUE_COLUMN:
+        meta["value_column"] = columns.value
     train_end = first_anomaly = None
     domain = "unknown"
     if parsed is not None:
@@ -283,10 +316,13 @@ def _series_from_bytes(
         domain = parsed["domain"]
         train_end, first_anomaly = parsed["train_end"], parsed["first_anomaly"]
         if train_end > values.size:
-            raise DataError(
-                f"{path}: the name says the training prefix ends at {train_end} (tr_{train_end}) "
-                f"but the series has only {values.size} points"
+            warnings.warn(
+                f"{path}: the name says the training prefix ends at {train_end} (tr_{train_end}) but the "
+                f"series has only {values.size} points; training prefix clamped to {values.size}",
+                stacklevel=3,
             )
+            meta["train_end_in_name"] = train_end
+            train_end = values.size
     return Series(
         values=values,
         labels=labels,
@@ -297,37 +333,142 @@ def _series_from_bytes(
         first_anomaly=first_anomaly,
         source=str(path),
         meta=meta,
+        timestamps=timestamps,
     )
 
 
-def _parse_csv(path: Path, raw: bytes) -> pd.DataFrame:
+@dataclass
+class _Columns:
+    """Which column of a CSV holds the values, the labels and the times."""
+
+    value: str
+    label: str | None = None
+    time: str | None = None
+
+
+def _parse_csv(path: Path, raw: bytes) -> tuple[pd.DataFrame, int]:
+    """The table and its number of header lines (0 or 1); headerless columns are named
+    by position ("0", "1", ...)."""
+    header = _has_header(raw)
     try:
-        frame = pd.read_csv(io.BytesIO(raw), engine="c", skipinitialspace=True)
+        frame = pd.read_csv(io.BytesIO(raw), engine="c", skipinitialspace=True, header=0 if header else None)
     except pd.errors.EmptyDataError as err:
         raise DataError(f"{path}: empty file (no header)") from err
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise DataError(f"{path}: not a readable CSV file ({first_line})") from err
-    columns = [str(c).strip() for c in frame.columns]
-    frame.columns = columns
-    missing = [c for c in (VALUE_COLUMN, LABEL_COLUMN) if c not in columns]
-    extra = [c for c in columns if c not in (VALUE_COLUMN, LABEL_COLUMN)]
-    if missing or extra:
-        problems = []
-        if missing:
-            problems.append(f"missing column(s) {missing}")
-        if extra:
-            problems.append(f"unexpected extra column(s) {extra}")
-        raise DataError(
-            f"{path}: {' and '.join(problems)}; expected exactly the columns "
-            f"['{VALUE_COLUMN}', '{LABEL_COLUMN}'] (found {columns})"
-        )
+    frame.columns = [str(c).strip() for c in frame.columns] if header else [str(i) for i in range(frame.shape[1])]
     if len(frame) == 0:
         raise DataError(f"{path}: empty file (header only, no rows)")
-    return frame
+    return frame, int(header)
 
 
-def _numeric_column(path: Path, frame: pd.DataFrame, column: str) -> np.ndarray:
+def _has_header(raw: bytes) -> bool:
+    """A first line with a field that is neither a number nor a date is a header."""
+    for line in io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8-sig", errors="replace"):
+        if line.strip():
+            fields = next(csv.reader([line]))
+            return not all(_looks_like_data(f.strip()) for f in fields)
+    return False
+
+
+def _looks_like_data(field: str) -> bool:
+    if not field:
+        return True
+    try:
+        float(field)
+        return True
+    except ValueError:
+        pass
+    if not any(ch.isdigit() for ch in field):  # 'now', 'Jan' parse as dates but are names
+        return False
+    try:
+        return pd.Timestamp(field) is not pd.NaT
+    except (ValueError, TypeError, OverflowError):
+        return False
+
+
+def _pick_columns(path: Path, frame: pd.DataFrame, column: str | int | None) -> _Columns:
+    """Label column by name, time column by name or content, value column by ``column``,
+    else ``Data``, else the one numeric column left; ambiguity is an error naming the columns."""
+    names = list(frame.columns)
+    lower = {c.lower(): c for c in names}
+    label = next((lower[n] for n in LABEL_NAMES if n in lower), None)
+    time = next((lower[n] for n in TIME_NAMES if n in lower), None)
+    if time is None:
+        time = next((c for c in names if c != label and _holds_dates(frame[c])), None)
+    if column is not None:
+        value = _resolve_column(path, names, column)
+        if value == label:
+            raise DataError(f"{path}: column {value!r} holds the labels, not the values")
+        return _Columns(value, label, None if time == value else time)
+    rest = [c for c in names if c not in (label, time)]
+    if VALUE_COLUMN in names:
+        extra = [c for c in rest if c != VALUE_COLUMN]
+        if extra:
+            raise DataError(
+                f"{path}: unexpected extra column(s) {extra} next to '{VALUE_COLUMN}' (found {names}); "
+                "choose the value column with --column"
+            )
+        return _Columns(VALUE_COLUMN, label, time)
+    numeric = [c for c in rest if pd.api.types.is_numeric_dtype(frame[c]) and frame[c].dtype != bool]
+    candidates = numeric or rest
+    if not candidates:
+        raise DataError(f"{path}: no value column (found {names}; {label!r} holds labels, {time!r} times)")
+    if len(candidates) > 1:
+        raise DataError(
+            f"{path}: several columns could hold the values {candidates}: choose one with --column "
+            "(a name or a 0-based position)"
+        )
+    return _Columns(candidates[0], label, time)
+
+
+def _resolve_column(path: Path, names: list[str], column: str | int) -> str:
+    if str(column) in names:
+        return str(column)
+    if str(column).isdigit() and int(column) < len(names):
+        return names[int(column)]
+    raise DataError(f"{path}: no column {column!r}; columns: {names} (give a name or a 0-based position)")
+
+
+def _holds_dates(series: pd.Series) -> bool:
+    """True for a text column whose first values all parse as dates."""
+    if pd.api.types.is_numeric_dtype(series.dtype) or series.dtype == bool:
+        return False
+    head = series.dropna().astype(str).head(5)
+    return bool(len(head)) and all(_looks_like_data(v) and not _is_number(v) for v in head)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _time_column(path: Path, frame: pd.DataFrame, column: str, header_lines: int) -> np.ndarray:
+    """Times as datetime64[ns] (UTC when the file gives offsets); numeric times as floats."""
+    series = frame[column]
+    if pd.api.types.is_numeric_dtype(series.dtype) and series.dtype != bool:
+        return series.to_numpy(dtype=np.float64)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "could not infer format": parsed element-wise
+            parsed = pd.to_datetime(series, errors="coerce", utc=True)
+    except (ValueError, TypeError, OverflowError) as err:
+        raise DataError(f"{path}: cannot parse the times in column {column!r} ({err})") from err
+    bad = parsed.isna() & series.notna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(
+            f"{path}: unreadable time {series.iloc[row]!r} in column {column!r} at line "
+            f"{row + 1 + header_lines} ({int(bad.sum())} such value(s))"
+        )
+    return parsed.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
+
+
+def _numeric_column(path: Path, frame: pd.DataFrame, column: str, header_lines: int = 1) -> np.ndarray:
     """The column as float64; text that is not a number is reported with its row."""
     series = frame[column]
     if series.dtype == object or pd.api.types.is_string_dtype(series.dtype):
@@ -337,16 +478,12 @@ def _numeric_column(path: Path, frame: pd.DataFrame, column: str) -> np.ndarray:
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise DataError(
                 f"{path}: non-numeric value {series.iloc[row]!r} in column '{column}' at line "
-                f"{row + 2} ({int(bad.sum())} such value(s))"
+                f"{row + 1 + header_lines} ({int(bad.sum())} such value(s))"
             )
         series = coerced
     if series.dtype == bool:
         raise DataError(f"{path}: column '{column}' holds true/false values, expected numbers")
     return series.to_numpy(dtype=np.float64)
-
-
-def _label_column(path: Path, frame: pd.DataFrame) -> np.ndarray:
-    return check_labels(path, _numeric_column(path, frame, LABEL_COLUMN))
 
 
 def _easytsad_series(series_dir: Path, dataset: str, nan_policy: str, min_length: int) -> Series:

@@ -75,12 +75,15 @@ class WorkflowConfig:
 
 @dataclass
 class WindowOutcome:
-    """One window's final detection, its trajectory, and why it failed (None: it did not)."""
+    """One window's final detection, its trajectory, why it failed (None: it did not), and
+    the detector's per-point evidence strength in [0, 1) when it offers one
+    (``evidence_scores``)."""
 
     detection: Detection
     trajectory: Trajectory
     failure: str | None = None
     error: str = ""
+    evidence: np.ndarray | None = None
 
     @property
     def failed(self) -> bool:
@@ -188,7 +191,7 @@ class Workflow:
         traj = Trajectory(task.task_id, info={"window": [task.window.start, task.window.end], **task.preprocessing})
         traj.info["disabled"] = list(task.disabled)
         later: list[Step] = []  # detector and evaluator steps, in order
-        failure, error = None, ""
+        failure, error, evidence = None, "", None
         t0 = time.perf_counter()
         try:
             if "plan" not in task.upstream:
@@ -213,6 +216,8 @@ class Workflow:
             if not detection.ok:
                 cut = answer_step.info.get("finish_reason") == "length"
                 failure, error = ("cut_at_max_tokens" if cut else "parse"), detection.parse_error
+            scorer = getattr(self.roles.detector, "evidence_scores", None)
+            evidence = scorer(task) if scorer is not None else None
         except RoleFailed as failed:
             later += failed.steps
             detection = Detection(parse_error=f"{failed.role} failed ({failed.kind}): {failed.error}")
@@ -230,7 +235,7 @@ class Workflow:
         traj.info["seconds"] = time.perf_counter() - t0
         if failure:
             traj.info["failure"] = failure
-        return WindowOutcome(detection, traj, failure, error)
+        return WindowOutcome(detection, traj, failure, error, evidence)
 
     @staticmethod
     def _upstream_steps(task: WindowTask) -> list[Step]:
@@ -257,7 +262,10 @@ class Workflow:
         """Every window of ``series`` (up to ``concurrency`` at once, outputs in window
         order); intervals are unioned into the series prediction, whose ``info`` counts
         the failed windows by kind with the first error of each (``window_failures``,
-        ``first_errors``), the answers cut at max_tokens and the tokens used. With
+        ``first_errors``), the answers cut at max_tokens and the tokens used. Its score is
+        the highest confidence covering each point (1-3, 0 outside) plus the detector's
+        evidence strength in [0, 1) when it offers one, so points within a confidence level
+        are ranked by evidence. With
         ``trajectories`` given, one JSON line per window is appended to that file (also
         for the windows finished before a fatal error)."""
         tasks = self.tasks(series)
@@ -269,9 +277,15 @@ class Workflow:
             raise
         intervals = merge_intervals(iv for o in outcomes for iv in o.detection.intervals)
         n = len(series)
+        scores = intervals_to_scores(intervals, n).astype(float)
+        evidence = np.zeros(n)
+        for task, outcome in zip(tasks, outcomes):
+            if outcome.evidence is not None:
+                span = evidence[task.window.start : task.window.end]
+                np.maximum(span, outcome.evidence, out=span)
         prediction = SeriesPrediction(
             pred=intervals_to_binary(intervals, n).astype(np.int8),
-            scores=intervals_to_scores(intervals, n).astype(float),
+            scores=scores + evidence,
             intervals=intervals,
             failed_windows=sum(o.failed for o in outcomes),
             info={

@@ -20,6 +20,10 @@ retries them. A fatal failure (a detector's endpoint refuses the credentials or 
 answering) stops the run with :class:`BenchAborted`; the finished pairs stay cached, so
 the same command resumes.
 
+A series without labels (a user's own export) is run like any other, but not scored: its
+row has the detector's flagged-point count and no metric columns, and the report says
+which metrics need a label column.
+
 Best-F1 is cross-fitted per (detector, dataset): the series are split into two folds by
 name and each fold's threshold is the candidate that maximises mean F1 on the other fold
 (:func:`anomamind.eval.point_metrics.cross_fitted_best_f1`). Candidates come from the
@@ -139,6 +143,7 @@ def _base_row(task: PairTask) -> dict[str, Any]:
         "series": s.name,
         "detector": task.detector,
         "n_points": len(s),
+        "labelled": s.labels is not None,
         "n_anomalous": int(np.count_nonzero(s.labels)) if s.labels is not None else 0,
     }
 
@@ -156,7 +161,8 @@ def run_pair(task: PairTask) -> dict[str, Any]:
         row["info"] = json.dumps(prediction.info, sort_keys=True, default=str)  # a failed pair's too: its windows
         if prediction.errors:
             raise IncompletePrediction(_describe_errors(prediction))
-        metrics = score_prediction(task.series, prediction)
+        row["n_flagged"] = int(np.count_nonzero(prediction.pred))
+        metrics = score_prediction(task.series, prediction) if task.series.labels is not None else {}
     except Exception as err:  # noqa: BLE001 - any detector error is recorded, the run goes on
         row.update(status="failed", error=f"{type(err).__name__}: {err}", seconds=time.perf_counter() - start)
         row["traceback"] = traceback.format_exc(limit=5)
@@ -195,8 +201,9 @@ def _score_failure(task: PairTask, row: dict[str, Any]) -> dict[str, Any]:
     n = len(task.series)
     empty = SeriesPrediction(pred=np.zeros(n, dtype=np.int8), scores=np.zeros(n))
     try:
-        row.update(score_prediction(task.series, empty))
-    except Exception as err:  # noqa: BLE001 - e.g. a series without labels
+        if task.series.labels is not None:
+            row.update(score_prediction(task.series, empty))
+    except Exception as err:  # noqa: BLE001 - the failure is already recorded
         row["error"] += f" (and scoring the empty prediction failed: {err})"
     row.setdefault("threshold_candidates", json.dumps(list(DEFAULT_LEVELS)))
     return row
@@ -205,9 +212,6 @@ def _score_failure(task: PairTask, row: dict[str, Any]) -> dict[str, Any]:
 def _check_series(series: list[Series]) -> None:
     if not series:
         raise ValueError("run_benchmark: no series to run on")
-    unlabelled = [s.name for s in series if s.labels is None]
-    if unlabelled:
-        raise ValueError(f"run_benchmark needs labelled series; without labels: {', '.join(unlabelled[:5])}")
 
 
 def run_benchmark(
@@ -359,6 +363,9 @@ def add_cross_fitted_best_f1(per_series: pd.DataFrame, tasks: list[PairTask]) ->
         groups.setdefault((task.detector, task.series.dataset), []).append(i)
     notes: dict[str, list[str]] = {}
     for (detector, dataset), indices in groups.items():
+        indices = [i for i in indices if tasks[i].series.labels is not None]
+        if not indices:
+            continue
         labels, scores, names, candidates = [], [], [], set()
         for i in indices:
             task = tasks[i]

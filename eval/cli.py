@@ -27,10 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``bench`` and ``detectors`` subcommands."""
     bench = subparsers.add_parser(
         "bench",
-        help="run detectors over labelled series; write summary.csv, per_series.csv, table.md, plots",
-        description="Run every detector on every series (resumable: finished pairs are cached under --out).",
+        help="run detectors over series; write summary.csv, per_series.csv, table.md, plots (metrics need labels)",
+        description="Run every detector on every series (resumable: finished pairs are cached under --out). "
+        "Series without a label column are run but not scored.",
     )
-    bench.add_argument("--data", required=True, help="'synthetic', 'synthetic:N', a TSB-AD-U CSV, or a folder of them")
+    bench.add_argument("--data", required=True, help="'synthetic', 'synthetic:N', a CSV file, or a folder of them")
+    bench.add_argument("--column", default=None, help="the value column of the CSV files (a name or a 0-based position)")
     bench.add_argument("--datasets", nargs="+", default=None, metavar="NAME", help="keep only these datasets (e.g. YAHOO TODS IOPS WSD)")
     bench.add_argument("--detector", action="append", required=True, metavar="NAME", help="a registered detector (repeatable); see `anomamind detectors`")
     bench.add_argument("--out", required=True, help="output folder (also the cache: re-running resumes)")
@@ -91,7 +93,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
         if name not in known and prefix not in known:
             return _fail(f"unknown detector {name!r}; registered: {', '.join(sorted(known))}")
     try:
-        loaded = resolve_data(args.data, datasets=args.datasets, limit=args.limit, seed=args.seed)
+        loaded = resolve_data(args.data, datasets=args.datasets, limit=args.limit, seed=args.seed, column=args.column)
     except DataError as err:
         return _fail(str(err))
     for _, message in loaded.failures:

@@ -28,7 +28,8 @@ class SeriesPrediction:
 
     ``pred`` is the detector's own 0/1 decision per point (its threshold rule, never one
     picked on the labels); ``scores`` a continuous score per point for threshold-free
-    metrics (for interval detectors: the highest confidence of the covering intervals);
+    metrics (for interval detectors: the highest confidence of the covering intervals, to
+    which the workflow agents add their evidence strength in [0, 1));
     ``intervals`` the interval view when the detector has one; ``failed_windows`` counts
     windows whose detection failed (they predict nothing but are counted). ``errors``
     lists run-time failures (a backend that refused, a rule that timed out), as opposed to

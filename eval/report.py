@@ -121,8 +121,16 @@ def render_table(
         "period (TSB-AD find_length_rank). Aff-F: Affiliation-F of the detector's own decision.",
         "- Windows: "
         + "; ".join(f"{name}: {what}" for name, what in _windows_by_detector(per_series).items()),
-        "",
     ]
+    if "labelled" in per_series and not per_series["labelled"].all():
+        unlabelled = per_series.loc[~per_series["labelled"].astype(bool), "series"].drop_duplicates()
+        lines.append(
+            f"- {len(unlabelled)} series without labels ({', '.join(unlabelled.head(5))}"
+            f"{', ...' if len(unlabelled) > 5 else ''}): run but not scored; P, R, F1, Best-F1, VUS-PR "
+            "and Aff-F need a label column (their cells average the labelled series only; n_flagged in "
+            "per_series.csv counts each detector's flagged points)."
+        )
+    lines.append("")
     header = ["Method"] + [f"{ds} {label}" if j == 0 else label for ds in datasets for j, (_, label) in enumerate(TABLE_COLUMNS)]
     if "ALL" in set(summary["dataset"]):
         header += ["ALL F1", "ALL Avg"]
@@ -188,24 +196,20 @@ def sample_tasks(tasks: Sequence[Any], k: int) -> list[Any]:
     return picked
 
 
-#: Above this magnitude, plotted values are divided by a power of ten: matplotlib's axis
-#: arithmetic (ranges, margins, ticks) overflows near the float64 limit (~1.8e308).
-_PLOT_MAGNITUDE = 1e100
-
-
 def _plottable(values: np.ndarray, name: str) -> tuple[np.ndarray, str]:
-    """``values`` as finite floats (others become gaps) on a scale matplotlib can draw,
-    and the axis label saying the scale."""
-    values = np.where(np.isfinite(values), values, np.nan).astype(np.float64)
-    peak = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 0.0
-    if peak < _PLOT_MAGNITUDE:
-        return values, name
-    exponent = int(np.floor(np.log10(peak)))
-    return values / 10.0**exponent, f"{name} (x 1e{exponent})"
+    """``values`` as finite floats (others become gaps) on a scale matplotlib can draw
+    (tools/plotting.drawable), and the axis label saying the scale."""
+    from anomamind.tools.plotting import drawable
+
+    scaled, unit = drawable(values)
+    return scaled, f"{name} ({unit})" if unit else name
 
 
-def plot_series(values: np.ndarray, labels: np.ndarray, pred: np.ndarray, scores: np.ndarray, title: str, path: Path) -> None:
-    """One PNG: values with true anomalies shaded and flagged points marked; scores below."""
+def plot_series(
+    values: np.ndarray, labels: np.ndarray | None, pred: np.ndarray, scores: np.ndarray, title: str, path: Path
+) -> None:
+    """One PNG: values with true anomalies (when labelled) shaded and flagged points marked;
+    scores below."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -218,7 +222,8 @@ def plot_series(values: np.ndarray, labels: np.ndarray, pred: np.ndarray, scores
     try:
         top.plot(x, values, lw=0.6, color="tab:blue", label="value")
         lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
-        top.fill_between(x, lo, hi, where=labels > 0, step="mid", color="tab:orange", alpha=0.3, label="true anomaly")
+        if labels is not None:
+            top.fill_between(x, lo, hi, where=labels > 0, step="mid", color="tab:orange", alpha=0.3, label="true anomaly")
         flagged = np.flatnonzero(pred)
         top.scatter(flagged, values[flagged], s=6, color="tab:red", zorder=3, label="flagged")
         top.set_title(title, fontsize=9)

@@ -186,7 +186,7 @@ def score_answers(rows: list[dict[str, Any]], answers_path: Path) -> dict[str, A
     per_dataset: dict[str, dict[str, float]] = {}
     for row in rows:
         key = window_key(row)
-        if key not in answers:
+        if key not in answers or row["labels"] is None:  # unlabelled windows cannot be scored
             continue
         start, end = int(row["window_start"]), int(row["window_end"])
         detection = parse_detection(answers[key], start, end)

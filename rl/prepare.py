@@ -25,6 +25,11 @@ dataset, ``val_fraction`` of its series go to validation), never windows of one 
 both sides. A window whose upstream fails is recorded in the summary and skipped; a fatal
 backend error (refused credentials, an endpoint that does not answer) stops the run. With
 LLM upstream roles several windows run at once (the agent's window concurrency).
+
+A series without labels still gives training rows (all its windows, up to
+``max_windows_per_series``), with ``labels`` and ``has_anomaly`` null: the label-based
+rewards (two_sided, false_positive) skip them, format_reward and rule_matching apply, and
+the heuristic answer is an SFT target. Validation needs labels, so such series go to train.
 """
 
 from __future__ import annotations
@@ -150,8 +155,8 @@ def _row(task: Any, workflow: Any, teacher: Any) -> dict[str, Any]:
         "dataset": task.series.dataset,
         "window_start": int(w.start),
         "window_end": int(w.end),
-        "labels": [int(v) for v in w.labels],
-        "has_anomaly": bool(w.has_anomalies),
+        "labels": [int(v) for v in w.labels] if w.labels is not None else None,
+        "has_anomaly": bool(w.has_anomalies) if w.labels is not None else None,
         "evidence": evidence_candidates(task),
         "heuristic_answer": answer,
     }
@@ -168,21 +173,30 @@ def prepare_dataset(cfg: PrepareConfig) -> dict[str, Any]:
 
     out = Path(cfg.out)
     loaded = resolve_data(cfg.data, datasets=cfg.datasets, limit=cfg.limit, seed=cfg.seed)
-    series = [s for s in loaded.series if s.labels is not None]
+    series = loaded.series
     if not series:
-        raise DataError(f"{cfg.data}: no labelled series to prepare (training needs labels)")
+        raise DataError(f"{cfg.data}: no series to prepare")
+    unlabelled = sorted(s.name for s in series if s.labels is None)
+    if unlabelled:
+        log.warning(
+            "%d series without labels (%s): their windows get no label-based rewards (two_sided, "
+            "false_positive) and go to train only", len(unlabelled), ", ".join(unlabelled[:5]),
+        )
     agent = _make_agent(cfg)
     agent.check()  # LLM roles: their servers answer, serve the model, take the credentials
     workflow = agent.workflow
     cache = UpstreamCache(cfg.cache_dir or out / "upstream_cache", agent.role_config)
     teacher = HeuristicDetector()
-    train_names, val_names = split_series_names(series, cfg.val_fraction, cfg.seed)
+    train_names, val_names = split_series_names([s for s in series if s.labels is not None], cfg.val_fraction, cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     rows: dict[str, list[dict[str, Any]]] = {"train": [], "validation": []}
     failures: list[dict[str, str]] = [{"source": p, "error": e} for p, e in loaded.failures]
     tasks = []
     for s in sorted(series, key=lambda s: (s.dataset, s.name)):
-        tasks += select_windows(workflow.tasks(s), cfg.normal_ratio, cfg.max_windows_per_series, rng)
+        if s.labels is None:
+            tasks += workflow.tasks(s)[: cfg.max_windows_per_series]
+        else:
+            tasks += select_windows(workflow.tasks(s), cfg.normal_ratio, cfg.max_windows_per_series, rng)
 
     def prepare_one(task: Any) -> tuple[dict[str, Any] | None, dict[str, str] | None]:
         try:
@@ -228,7 +242,8 @@ def prepare_dataset(cfg: PrepareConfig) -> dict[str, Any]:
         "splits": {
             name: {
                 "windows": len(r),
-                "anomalous_windows": sum(x["has_anomaly"] for x in r),
+                "anomalous_windows": sum(bool(x["has_anomaly"]) for x in r),
+                "unlabelled_windows": sum(x["labels"] is None for x in r),
                 "series": sorted({x["series"] for x in r}),
             }
             for name, r in rows.items()

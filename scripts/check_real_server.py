@@ -188,6 +188,12 @@ def trajectories_summary(trajectories: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def read_trajectories(out: Path) -> list[dict[str, Any]]:
+    """detect's ``OUT/trajectories.jsonl`` (one window a line); none when it was not written."""
+    path = out / "trajectories.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+
 def last_line(log: Path, prefix: str = "") -> str:
     lines = [line for line in log.read_text(errors="replace").splitlines() if line.startswith(prefix)]
     return lines[-1] if lines else ""
@@ -205,7 +211,7 @@ def step_detect(ctx: dict[str, Any], server: Server, name: str = "detect", serie
     done = anomamind(args, ctx["out"] / f"{name}.log")
     wall = time.monotonic() - started
     record = json.loads((out / "detection.json").read_text()) if (out / "detection.json").is_file() else {}
-    summary = trajectories_summary(record.get("trajectory", []))
+    summary = trajectories_summary(read_trajectories(out))
     return {"command": shown(args, ctx["out"], ctx["gguf"]), "exit": done.returncode, "wall_s": round(wall, 1),
             "summary_line": last_line(ctx["out"] / f"{name}.log", record.get("series", {}).get("name", "~")),
             **summary, "windows_per_s": round(summary["windows"] / wall, 4) if wall else None}
@@ -317,7 +323,7 @@ def step_failure(ctx: dict[str, Any], server: Server) -> dict[str, Any]:
     record = json.loads((out / "detection.json").read_text()) if (out / "detection.json").is_file() else {}
     return {"command": shown(args, ctx["out"], ctx["gguf"]), "exit": code, "killed_after_requests": killed_after,
             "stderr_last_line": last_line(ctx["out"] / "failure.log", "error:").replace(str(ctx["out"]), "OUT"),
-            "aborted": record.get("aborted", ""), "finished_windows": len(record.get("trajectory", []))}
+            "aborted": record.get("aborted", ""), "finished_windows": len(read_trajectories(out))}
 
 
 # ----------------------------------------------------------------------------- report
@@ -396,7 +402,7 @@ def render(results: dict[str, Any], command: str, servers: dict[str, str]) -> st
         lines += ["## The failure path: the server killed mid-run", "", f"    {r['command']}", "",
                   f"The server was killed (SIGKILL) after it had answered {r['killed_after_requests']} chat requests. "
                   f"Exit code {r['exit']}; the last line on stderr:", "", f"    {r['stderr_last_line']}", "",
-                  f"`detection.json` keeps the {r['finished_windows']} window(s) that finished, with "
+                  f"`trajectories.jsonl` keeps the {r['finished_windows']} window(s) that finished; `detection.json` says "
                   f"`\"aborted\": \"{r['aborted'][:160]}\"`.", ""]
     overflow = sum(results.get(k, {}).get("window_failures", {}).get("context_overflow", 0) for k in ("detect", "bench"))
     overflow += sum(run["window_failures"].get("context_overflow", 0) for _, r in conc for run in r["runs"].values())

@@ -19,7 +19,7 @@ LOGHUB="${LOGHUB:-../shared/data/loghub}"
 WORKERS="${WORKERS:-2}"
 RUNS="${RUNS:-runs/refresh}"
 
-STEPS=(metrics data_load tools heuristic_throughput rules_throughput smoke heuristic_agent baselines rules workflow_ablations logs)
+STEPS=(metrics data_load tools heuristic_throughput rules_throughput smoke heuristic_agent baselines unseen_datasets rules workflow_ablations logs)
 
 declare -A OUTPUTS=(
   [metrics]="benchmarks/metrics_timing.md"
@@ -30,6 +30,7 @@ declare -A OUTPUTS=(
   [smoke]="benchmarks/sweeps/smoke/table.md benchmarks/sweeps/smoke/table.csv"
   [heuristic_agent]="benchmarks/heuristic_agent/table.md benchmarks/heuristic_agent/summary.csv benchmarks/heuristic_agent/per_series.csv"
   [baselines]="benchmarks/baselines/table.md benchmarks/baselines/summary.csv benchmarks/baselines/per_series.csv benchmarks/baselines/plots"
+  [unseen_datasets]="benchmarks/unseen_datasets/table.md benchmarks/unseen_datasets/summary.csv"
   [rules]="benchmarks/rules/table.md benchmarks/rules/combined-sr-and/table.md benchmarks/rules/combined-sr-or/table.md"
   [workflow_ablations]="benchmarks/sweeps/workflow_ablations/table.md benchmarks/sweeps/workflow_ablations/table.csv"
   [logs]="benchmarks/logs/table.md benchmarks/logs/results.csv benchmarks/logs/rules"
@@ -100,6 +101,11 @@ step_baselines() {
       cp "$plot" "benchmarks/baselines/plots/${detector}__$(basename "$plot")"
     done
   done
+}
+
+step_unseen_datasets() {  # leave one dataset out; reads the baselines' committed summary.csv
+  python scripts/bench_unseen_datasets.py --data "$DATA" --out "$(fresh unseen_datasets)" --workers "$WORKERS" \
+    --report benchmarks/unseen_datasets
 }
 
 step_rules() {

@@ -89,6 +89,35 @@ def test_outputs_exist_with_the_right_columns(tmp_path: Path) -> None:
     assert len(plots) == 2 * 2  # 2 sample series x 2 detectors
 
 
+def test_unlabelled_series_run_without_metrics_and_the_table_says_why(tmp_path: Path) -> None:
+    series = tiny_set()
+    unlabelled = tiny_series("u0", "ALPHA", 5)
+    unlabelled.labels = None
+    summary = bench.run_benchmark(series + [unlabelled], ["counting"], tmp_path, sample_plots=0, progress=False)
+    per_series = pd.read_csv(tmp_path / "per_series.csv").set_index("series")
+    assert per_series.loc["u0", "status"] == "ok" and per_series.loc["u0", "n_flagged"] == 3
+    assert np.isnan(per_series.loc["u0", "f1"]) and np.isnan(per_series.loc["u0", "vus_pr"])
+    assert not per_series.loc["u0", "labelled"] and per_series.loc["a0", "labelled"]
+    labelled_alpha = per_series[(per_series.dataset == "ALPHA") & per_series.labelled]
+    rows = summary.set_index(["detector", "dataset"])
+    assert rows.loc[("counting", "ALPHA"), "f1"] == pytest.approx(labelled_alpha["f1"].mean())
+    assert "1 series without labels (u0)" in (tmp_path / "table.md").read_text()
+
+
+def test_cli_bench_on_a_value_only_csv_with_a_chosen_column(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    s = tiny_series("kpi", "MINE", 3)
+    folder = tmp_path / "MINE"
+    folder.mkdir()
+    pd.DataFrame({"host": "a", "cpu": s.values, "mem": s.values * 2}).to_csv(folder / "kpi.csv", index=False)
+    out = tmp_path / "run"
+    args = ["bench", "--data", str(folder / "kpi.csv"), "--detector", "counting", "--out", str(out), "--no-progress"]
+    assert cli_main(args) == 2
+    assert "--column" in capsys.readouterr().err
+    assert cli_main(args + ["--column", "mem", "--sample-plots", "1"]) == 0
+    assert "without labels" in capsys.readouterr().out
+    assert pd.read_csv(out / "per_series.csv")["n_flagged"].iloc[0] == 3
+
+
 def test_best_f1_is_cross_fitted_on_the_other_fold(tmp_path: Path) -> None:
     bench.run_benchmark(tiny_set(), ["counting"], tmp_path, sample_plots=0, progress=False)
     per_series = pd.read_csv(tmp_path / "per_series.csv")

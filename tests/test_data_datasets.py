@@ -79,7 +79,7 @@ def test_missing_spec_says_what_is_accepted(tmp_path):
 def test_cli_info_and_synth(tmp_path, capsys):
     assert main(["data", "synth", "--out", str(tmp_path), "--n-series", "2", "--length", "700"]) == 0
     assert len(list((tmp_path / "SYNTHETIC").glob("*.csv"))) == 2
-    (tmp_path / "SYNTHETIC" / "bad.csv").write_text("Data\n1\n")
+    (tmp_path / "SYNTHETIC" / "bad.csv").write_text("Data,Label\n1,2\n")
     assert main(["data", "info", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "SYNTHETIC" in out and "1400" in out and "skipped:" in out and "bad.csv" in out

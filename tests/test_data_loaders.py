@@ -86,9 +86,11 @@ def test_dataset_argument_overrides(tmp_path):
 
 
 BAD_FILES = {
-    "missing_column": ("Data\n1\n2\n", ["missing column", "Label"]),
-    "extra_column": ("Data,Label,Extra\n1,0,3\n2,0,4\n", ["extra column", "Extra"]),
-    "renamed_columns": ("value,is_anomaly\n1,0\n", ["missing column", "Data"]),
+    "extra_column": ("Data,Label,Extra\n1,0,3\n2,0,4\n", ["extra column", "Extra", "--column"]),
+    "ambiguous_columns": ("a,b\n1,2\n3,4\n", ["several columns", "['a', 'b']", "--column"]),
+    "headerless_two_numbers": ("1,2\n3,4\n", ["several columns", "--column"]),
+    "bad_time": ("timestamp,value\n2024-01-01,1\nyesterday,2\n", ["unreadable time", "'yesterday'", "line 3"]),
+    "labels_only": ("Label\n0\n1\n", ["no value column"]),
     "non_numeric_value": ("Data,Label\n1,0\nabc,0\n3,0\n", ["non-numeric", "'abc'", "line 3"]),
     "non_numeric_label": ("Data,Label\n1,0\n2,yes\n", ["non-numeric", "'yes'", "Label"]),
     "label_not_binary": ("Data,Label\n1,0\n2,2\n3,-1\n", ["labels must be 0 or 1", "2.0", "line 3"]),
@@ -110,6 +112,56 @@ def test_bad_file_error_names_file_and_problem(tmp_path, case):
     assert message.startswith(str(path)), message
     for part in expected:
         assert part in message, (part, message)
+
+
+# --- a user's own files: no labels, timestamps, a choice of column ------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["3.5\n4\n5\n6\n", "value\n3.5\n4\n5\n6\n", "Data\n3.5\n4\n5\n6\n"],
+    ids=["headerless", "header", "tsbad-without-label"],
+)
+def test_value_only_files_load_without_labels(tmp_path, text):
+    series = load_series(write_csv(tmp_path / "KPI" / "cpu.csv", text))
+    np.testing.assert_array_equal(series.values, [3.5, 4, 5, 6])
+    assert series.labels is None and series.timestamps is None
+    assert (series.name, series.dataset) == ("cpu", "KPI")
+
+
+def test_timestamp_value_export_keeps_parsed_times(tmp_path):
+    text = "timestamp,value\n2024-03-01 00:00,1\n2024-03-01 00:05,2\n2024-03-01 00:10,9\n"
+    series = load_series(write_csv(tmp_path / "kpi.csv", text))
+    np.testing.assert_array_equal(series.values, [1, 2, 9])
+    assert series.timestamps.dtype == np.dtype("datetime64[ns]")
+    assert str(series.timestamps[2]) == "2024-03-01T00:10:00.000000000"
+    assert series.labels is None
+
+
+def test_headerless_dates_are_recognised_by_content(tmp_path):
+    series = load_series(write_csv(tmp_path / "kpi.csv", "2024-03-01T00:00:00Z,1\n2024-03-01T01:00:00+01:00,2\n"))
+    np.testing.assert_array_equal(series.values, [1, 2])
+    assert series.timestamps[0] == series.timestamps[1]  # offsets converted to UTC
+
+
+def test_label_column_by_name_and_text_columns_ignored(tmp_path):
+    text = "time,host,cpu,is_anomaly\n1,a,0.5,0\n2,a,0.7,1\n3,a,0.6,0\n"
+    series = load_series(write_csv(tmp_path / "kpi.csv", text))
+    np.testing.assert_array_equal(series.values, [0.5, 0.7, 0.6])
+    np.testing.assert_array_equal(series.labels, [0, 1, 0])
+    np.testing.assert_array_equal(series.timestamps, [1, 2, 3])
+    assert series.meta["value_column"] == "cpu"
+
+
+def test_column_picks_by_name_or_position(tmp_path):
+    path = write_csv(tmp_path / "kpi.csv", "timestamp,cpu,mem\n2024-01-01,1,10\n2024-01-02,2,20\n")
+    np.testing.assert_array_equal(load_series(path, column="mem").values, [10, 20])
+    np.testing.assert_array_equal(load_series(path, column=1).values, [1, 2])
+    assert load_series(path, column="1").timestamps is not None
+    with pytest.raises(DataError, match=r"no column 'disk'.*\['timestamp', 'cpu', 'mem'\]"):
+        load_series(path, column="disk")
+    headerless = write_csv(tmp_path / "two.csv", "1,2\n3,4\n")
+    np.testing.assert_array_equal(load_series(headerless, column=1).values, [2, 4])
 
 
 def test_missing_file_is_a_clear_error(tmp_path):
@@ -153,10 +205,12 @@ def test_series_shorter_than_min_length(tmp_path):
     assert len(load_series(path, min_length=10)) == 10
 
 
-def test_train_end_beyond_series_is_reported(tmp_path):
+def test_train_end_beyond_series_is_clamped_with_a_warning(tmp_path):
+    # a benchmark file cut to its first points keeps its name: a warning, not a refusal
     path = good_csv(tmp_path / "001_YAHOO_id_1_WebService_tr_500_1st_6.csv", n=10)
-    with pytest.raises(DataError, match="tr_500"):
-        load_series(path)
+    with pytest.warns(UserWarning, match=r"tr_500.*only 10 points.*clamped to 10"):
+        series = load_series(path)
+    assert series.train_end == 10 and series.meta["train_end_in_name"] == 500
 
 
 # --- directories --------------------------------------------------------------------------

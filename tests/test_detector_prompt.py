@@ -145,3 +145,11 @@ def test_compact_prompts_fit_the_token_budget_with_the_smollm2_tokenizer():
     assert np.median(full) > 2 * np.median(compact)  # the full style is still what it was
     units = np.array([text_units(c) for c, _ in prepared_windows()])
     assert np.max(compact / units) <= TOKENS_PER_UNIT  # the tokenizer-free bound holds here too
+
+
+def test_the_value_strip_spans_the_whole_float64_range_without_overflow():
+    with np.errstate(all="raise"):  # x - lo would overflow for +-1.7e308
+        strip, header = value_strip(np.array([1.7e308, -1.7e308, 0.0, np.nan, 1.0]))
+        assert strip == "904_4" and header.startswith("values -1.7e+308..1.7e+308")
+        many, _ = value_strip(np.r_[np.zeros(300), 1.7e308], max_points=50)
+        assert many.endswith("9") and set(many[:-1]) == {"0"}

@@ -71,6 +71,10 @@ def failing_detector(start: int):
     return "<think>calm</think>[]"
 
 
+def trajectories(out):
+    return [json.loads(line) for line in (out / "trajectories.jsonl").read_text().splitlines()]
+
+
 def test_failed_windows_are_counted_by_kind_in_detects_summary(tmp_path, capsys):
     path = write_tsbad_csv(series(name="001_SYNTH_id_1_Demo_tr_100_1st_50"), tmp_path / "data")
     with FakeChatServer(lambda body: calm(body, failing_detector)) as server:
@@ -83,7 +87,7 @@ def test_failed_windows_are_counted_by_kind_in_detects_summary(tmp_path, capsys)
     assert "first parse: " in line and "no JSON array of interval objects (found [201])" in line
     record = json.loads((tmp_path / "out" / "detection.json").read_text())
     assert record["window_failures"] == {"cut_at_max_tokens": 1, "parse": 1}
-    cut = record["trajectory"][1]
+    cut = trajectories(tmp_path / "out")[1]
     assert cut["info"]["failure"] == "cut_at_max_tokens"
     detector_step = next(s for s in cut["steps"] if s["role"] == "detector")
     assert detector_step["info"]["finish_reason"] == "length"
@@ -142,8 +146,9 @@ def test_a_fatal_error_mid_run_keeps_the_finished_windows(tmp_path, capsys):
     assert code == 1
     assert "stopped after 1 finished window(s)" in capsys.readouterr().err
     record = json.loads((tmp_path / "out" / "detection.json").read_text())
-    assert record["aborted"].startswith("auth: ") and len(record["trajectory"]) == 1
-    assert record["trajectory"][0]["task_id"].endswith("@0-100")
+    (finished,) = trajectories(tmp_path / "out")
+    assert record["aborted"].startswith("auth: ") and record["trajectory_file"] == "trajectories.jsonl"
+    assert finished["task_id"].endswith("@0-100")
 
 
 def test_completed_steps_stay_in_the_trajectory_when_a_later_role_fails(tmp_path):

@@ -104,3 +104,25 @@ def test_prepare_errors(tmp_path):
         PrepareConfig(data="synthetic", out=str(tmp_path), val_fraction=1.0)
     with pytest.raises(DataError, match="no such file"):
         prepare_dataset(PrepareConfig(data=str(tmp_path / "missing"), out=str(tmp_path / "o"), progress=False))
+
+
+def test_prepare_keeps_unlabelled_series_for_training_without_label_rewards(tmp_path):
+    data = tmp_path / "data" / "MINE"
+    labelled = generate_dataset(n_series=2, seed=5, length=300)
+    for s in labelled:
+        write_tsbad_csv(s, data)
+    data.joinpath("kpi.csv").write_text("value\n" + "".join(f"{v}\n" for v in labelled[0].values))
+    out = tmp_path / "prepared"
+    summary = prepare_dataset(PrepareConfig(
+        data=str(tmp_path / "data"), out=str(out), window=50, val_fraction=0.5,
+        max_windows_per_series=3, cache_dir=str(tmp_path / "cache"), progress=False,
+    ))
+    from datasets import load_from_disk
+
+    splits = load_from_disk(str(out))
+    rows = [r for r in splits["train"] if r["series"] == "kpi"]
+    assert len(rows) == 3 and summary["splits"]["train"]["unlabelled_windows"] == 3
+    assert all(r["labels"] is None and r["has_anomaly"] is None and r["heuristic_answer"] for r in rows)
+    assert "kpi" not in splits["validation"]["series"]
+    assert two_sided(None, [r["heuristic_answer"] for r in rows], window_start=[r["window_start"] for r in rows],
+                     window_end=[r["window_end"] for r in rows], labels=[r["labels"] for r in rows]) == [None] * 3

@@ -8,7 +8,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from anomamind.tools.plotting import SHADE_COLOURS, plot_series_with_intervals, render_window
+from anomamind.tools.plotting import (
+    CONFIDENCE_COLOURS,
+    DETECTION_DPI,
+    DETECTION_WIDTH,
+    LABEL_COLOUR,
+    SHADE_COLOURS,
+    detection_clusters,
+    detection_layout,
+    envelope,
+    render_detection,
+    render_window,
+)
 from anomamind.types import Interval
 
 
@@ -66,10 +77,75 @@ def test_constant_window_and_bad_arguments() -> None:
         render_window(flat, 0, 10, context=-1)
 
 
-def test_report_plot(values: np.ndarray) -> None:
-    labels = np.zeros(500, dtype=int)
-    labels[200:210] = 1
-    png = plot_series_with_intervals(values, labels=labels, detections=[(205, 215)], title="demo")
-    assert image(png).size == (1200, 300)
-    with pytest.raises(ValueError, match="labels have 3 points"):
-        plot_series_with_intervals(values, labels=np.zeros(3))
+def _pixel_column(rect: tuple[float, float, float, float], index: int, n: int, width_px: int) -> int:
+    """Image column of series index ``index`` in an axes spanning [-0.5, n - 0.5]."""
+    left, _, width, _ = rect
+    return int(round((left + width * (index + 0.5) / n) * width_px))
+
+
+def _pixel_rows(rect: tuple[float, float, float, float], y0: float, y1: float, height_px: int) -> slice:
+    """Image rows of axes-fraction heights y0..y1 (image row 0 is the top)."""
+    _, bottom, _, height = rect
+    top = int(round((1 - (bottom + height * y1)) * height_px))
+    return slice(top + 1, int(round((1 - (bottom + height * y0)) * height_px)) - 1)
+
+
+def test_every_one_point_detection_is_drawn_on_a_long_series() -> None:
+    n = 60_000  # about 50 points per pixel column: a plain axvspan would be invisible
+    rng = np.random.default_rng(1)
+    series = np.sin(np.arange(n) / 300.0) + 0.1 * rng.standard_normal(n)
+    points = {(700, 3), (15_003, 1), (15_090, 2), (31_000, 3), (47_777, 1), (59_990, 2)}
+    detections = [Interval(i, i, confidence=c) for i, c in sorted(points)]
+    labels = np.zeros(n, dtype=int)
+    labels[700] = 1
+    png = image(render_detection(series, detections, labels=labels, title="one-point detections"))
+    layout = detection_layout(len(detection_clusters([(i, i, c) for i, c in points])))
+    width_px, height_px = png.size
+    assert (width_px, height_px) == tuple(round(v * DETECTION_DPI) for v in layout.size)
+    pixels = np.asarray(png, dtype=int)
+    detected_row = _pixel_rows(layout.strip, 0.55, 0.95, height_px)  # the strip's "detected" row
+    for index, confidence in points:
+        colour = np.array(Image.new("RGB", (1, 1), CONFIDENCE_COLOURS[confidence]).getpixel((0, 0)))
+        column = _pixel_column(layout.strip, index, n, width_px)
+        patch = pixels[detected_row, column - 2 : column + 3]
+        # a neighbour 1.8 px away may overdraw part of the bar, never all of it
+        assert ((np.abs(patch - colour).sum(axis=2) < 10).mean(axis=0) > 0.9).any(), (index, confidence)
+    quiet = _pixel_column(layout.strip, 40_000, n, width_px)  # nothing detected near here
+    background = pixels[detected_row, quiet - 2 : quiet + 3]
+    assert all((np.abs(background - c).sum(axis=2) > 60).all() for c in
+               [np.array(Image.new("RGB", (1, 1), CONFIDENCE_COLOURS[k]).getpixel((0, 0))) for k in (1, 2, 3)])
+    labelled_row = _pixel_rows(layout.strip, 0.05, 0.45, height_px)
+    teal = np.array(Image.new("RGB", (1, 1), LABEL_COLOUR).getpixel((0, 0)))
+    column = _pixel_column(layout.strip, 700, n, width_px)
+    assert (np.abs(pixels[labelled_row, column - 1 : column + 2] - teal).sum(axis=2) < 10).mean() > 0.5
+
+
+def test_detection_plot_zooms_on_clusters_and_labels_times() -> None:
+    n = 5_000
+    values = np.cos(np.arange(n) / 20.0)
+    spans = [(100, 100, 1), (120, 125, 3), (2_000, 2_000, 2), (4_990, 4_999, 2)]
+    assert detection_clusters(spans) == [(100, 125, 3), (2_000, 2_000, 2), (4_990, 4_999, 2)]
+    stamps = np.datetime64("2024-05-01T00:00") + np.arange(n) * np.timedelta64(5, "m")
+    png = image(render_detection(values, spans, timestamps=stamps))
+    assert png.size[1] == round(detection_layout(3).size[1] * DETECTION_DPI)
+    short = image(render_detection(values[:500], [(10, 10, 3)]))
+    assert short.size[1] == round(detection_layout(0).size[1] * DETECTION_DPI)  # no zoom needed
+    with pytest.raises(ValueError, match="timestamps have 3 points"):
+        render_detection(values, spans, timestamps=stamps[:3])
+
+
+def test_detection_plot_survives_values_near_the_float_limit() -> None:
+    values = np.zeros(300)
+    values[[10, 200]] = [1.7e308, -1.7e308]
+    png = image(render_detection(values, [(10, 10, 3), (200, 200, 3)]))
+    assert png.size[0] == round(DETECTION_WIDTH * DETECTION_DPI)
+
+
+def test_long_series_are_drawn_as_their_per_pixel_envelope() -> None:
+    values = np.random.default_rng(2).standard_normal(1_000_003)
+    values[777_777] = 50.0  # one extreme point must survive the downsampling
+    x, y = envelope(values, 0, values.size, 1000.0)
+    assert x.size == y.size <= 2000
+    assert y.max() == 50.0 and y.min() == values.min()
+    x_short, y_short = envelope(values[:1500], 0, 1500, 1000.0)
+    np.testing.assert_array_equal(y_short, values[:1500])  # short: every point itself

@@ -28,6 +28,11 @@ def _series(n: int = 800, seed: int = 1) -> Series:
     return Series(x, y, name="toy", dataset="TOY")
 
 
+#: Pins the toy dataset to the generic settings (an override makes it a known dataset), so
+#: these workflow tests do not depend on the tuned label-free settings for unknown data.
+TOY_SETTINGS = ["knowledge.TOY.hysteresis=0.7"]
+
+
 def _f1(series: Series, pred: np.ndarray) -> float:
     y = series.labels.astype(bool)
     p = pred.astype(bool)
@@ -37,17 +42,23 @@ def _f1(series: Series, pred: np.ndarray) -> float:
 
 def test_heuristic_agent_detects_point_and_sequence():
     s = _series()
-    prediction = create_detector("heuristic-agent").detect(s)
+    prediction = create_detector("heuristic-agent", overrides=TOY_SETTINGS).detect(s)
     assert prediction.pred.shape == prediction.scores.shape == (len(s),)
     assert prediction.failed_windows == 0 and prediction.info["windows"] == 8
     assert _f1(s, prediction.pred) > 0.8
-    assert set(np.unique(prediction.scores)) <= {0, 1, 2, 3}
+    # score = confidence of the covering interval (0 outside) + evidence strength in [0, 1)
+    levels = np.floor(prediction.scores)
+    assert set(np.unique(levels)) <= {0, 1, 2, 3}
+    np.testing.assert_array_equal(prediction.pred, (prediction.scores >= 1).astype(np.int8))
+    for iv in prediction.intervals:
+        assert (levels[iv.start : iv.end + 1] == iv.confidence).all()
+    assert len(np.unique(prediction.scores)) > 100  # points are ranked, not just three levels
     assert all(0 <= iv.start <= iv.end < len(s) for iv in prediction.intervals)
 
 
 def test_overlapping_windows_and_short_tail_cover_the_series():
     s = _series(n=730)
-    outcome = make_heuristic_agent(window=100, stride=50).run(s)
+    outcome = make_heuristic_agent(window=100, stride=50, overrides=TOY_SETTINGS).run(s)
     assert outcome.trajectories[-1].info["window"] == [650, 730]
     assert _f1(s, outcome.prediction.pred) > 0.8
 
@@ -204,3 +215,15 @@ def test_role_config_follows_the_files_the_agents_read(tmp_path):
     llm = make_llm_agent().role_config
     assert isinstance(llm["config"], dict) and "backends" in llm["config"]  # contents, not a path
     assert llm["prompts"] and llm["knowledge"] == heuristic["knowledge"]
+
+
+@pytest.mark.parametrize("dataset", ["TOY", "NEVER-SEEN"])  # pinned settings, and the label-free calibration
+def test_causal_scores_before_a_window_boundary_ignore_later_points(dataset):
+    s = _series(n=1500)
+    s.dataset = dataset
+    changed = Series(s.values.copy(), s.labels, name="toy-changed", dataset=dataset)
+    changed.values[1000:] += np.random.default_rng(5).standard_t(1.5, 500) * 3  # the future changes
+    agent = make_heuristic_agent(causal=True, overrides=TOY_SETTINGS)
+    before, after = agent.detect(s), agent.detect(changed)
+    np.testing.assert_array_equal(before.scores[:1000], after.scores[:1000])
+    assert not np.array_equal(before.scores[1000:], after.scores[1000:])

@@ -50,6 +50,21 @@ PERIOD_SAMPLE = 12000
 MIN_PREFIX = 100
 
 
+#: Beyond this magnitude a series is divided by a power of ten before its residuals are
+#: computed: differences and FFTs of values near float64's limit (1.8e308) overflow, and
+#: robust z-scores do not depend on the unit.
+SAFE_MAGNITUDE = 1e100
+
+
+def within_safe_range(x: np.ndarray) -> np.ndarray:
+    """``x``, or ``x / 10**k`` when its largest finite magnitude exceeds SAFE_MAGNITUDE."""
+    finite = np.abs(x[np.isfinite(x)])
+    peak = float(finite.max()) if finite.size else 0.0
+    if peak <= SAFE_MAGNITUDE:
+        return x
+    return x / 10.0 ** int(np.floor(np.log10(peak)))
+
+
 def robust_scale(values: np.ndarray) -> float:
     """1.4826 * MAD, falling back to the standard deviation (then 1e-9) on flat data."""
     values = values[np.isfinite(values)]
@@ -125,6 +140,7 @@ class FeatureProfile:
     residual: dict[str, np.ndarray]
     min_reference: int = MIN_PREFIX
     _scales: dict[tuple[str, int], float] = field(default_factory=dict, repr=False)
+    _tails: dict[tuple[str, int, float], float] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(
@@ -134,7 +150,7 @@ class FeatureProfile:
         training prefix in causal mode) or on the start of the series. In causal mode the
         scales use at least the first ``min_reference`` points (the training prefix, given
         in advance in TSB-AD's protocol), so early windows are not judged on a few points."""
-        x = np.asarray(values, dtype=float)
+        x = within_safe_range(np.asarray(values, dtype=float))
         period = estimate_period(x[:period_from] if period_from else x)
         res = {
             "spike": x - _neighbour_median(x, SPIKE_SPAN, causal),
@@ -174,10 +190,24 @@ class FeatureProfile:
             self._scales[key] = (centre, robust_scale(r - centre))
         return self._scales[key]
 
-    def zscores(self, feature: str, start: int, end: int) -> np.ndarray:
-        """|residual - centre| / scale on ``[start, end)``."""
-        centre, scale = self.center_and_scale(feature, start)
+    def zscores(self, feature: str, start: int, end: int, scale_at: int | None = None) -> np.ndarray:
+        """|residual - centre| / scale on ``[start, end)``, scaled as for a window starting
+        at ``scale_at`` (default ``start``)."""
+        centre, scale = self.center_and_scale(feature, start if scale_at is None else scale_at)
         return np.abs(self.residual[feature][start:end] - centre) / scale
+
+    def tail_threshold(self, feature: str, start: int, rate: float) -> float:
+        """The robust z that a fraction ``rate`` of the reference's points exceed, by a
+        generalised Pareto fit of its upper tail (tools/calibration.py); the reference is
+        the one the scales use (the whole series, or in causal mode the prefix before the
+        window), so causal calibration reads only the past."""
+        ref_end = self._reference_end(start)
+        key = (feature, ref_end, float(rate))
+        if key not in self._tails:
+            from anomamind.tools.calibration import pot_threshold
+
+            self._tails[key] = pot_threshold(self.zscores(feature, 0, ref_end, scale_at=start), rate)
+        return self._tails[key]
 
     def signed(self, feature: str, start: int, end: int) -> np.ndarray:
         """Signed robust z-scores (positive = above the reference)."""
@@ -205,7 +235,7 @@ def runs_above(z: np.ndarray, high: float, low: float, offset: int = 0) -> list[
 def spectral_residual_saliency(values: np.ndarray, average: int = 3) -> np.ndarray:
     """Spectral-residual saliency map (Ren et al., 2019) of a window, normalised to its
     mean; the locator's 'where does the eye go' signal."""
-    x = np.asarray(values, dtype=float)
+    x = within_safe_range(np.asarray(values, dtype=float))
     if x.size < 4 or np.ptp(x) == 0:
         return np.zeros_like(x)
     spectrum = np.fft.fft(x - x.mean())

@@ -10,11 +10,14 @@ Everything is data in ``configs/knowledge/``:
   types, per-domain notes, and thresholds derived from the dev split by
   ``scripts/derive_knowledge.py`` (each file says how); and ``heuristic_detector``, the
   heuristic agent's detection settings tuned on the dev split (its ``how`` says how),
-  read through :meth:`KnowledgeMemory.detector_settings`.
+  read through :meth:`KnowledgeMemory.detector_settings`. generic.yaml also holds
+  ``label_free_detector``, the settings for datasets without an entry of their own
+  (thresholds calibrated on each series, labelling convention from its period).
 
 A series' knowledge is chosen by its ``dataset`` field (then by ``domain``), never by a
-substring of a file path; unknown data get the generic entry. The knowledge tools at the
-end of the module expose this memory to the model (group "knowledge_memory").
+substring of a file path; unknown data get the generic entry. A user's own entries (same
+schema) are added with ``KnowledgeMemory.load(dir, extra_files)``. The knowledge tools at
+the end of the module expose this memory to the model (group "knowledge_memory").
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from anomamind.paths import CONFIG_DIR
 from anomamind.tools.context import ToolArgumentError, ToolContext
@@ -144,8 +147,10 @@ class KnowledgeMemory:
                 self._aliases[_key(alias)] = key
 
     @classmethod
-    def load(cls, config_dir: Path | str = KNOWLEDGE_DIR) -> "KnowledgeMemory":
-        """Read every knowledge file of ``config_dir``; errors name the file."""
+    def load(cls, config_dir: Path | str = KNOWLEDGE_DIR, extra_files: Iterable[Path | str] = ()) -> "KnowledgeMemory":
+        """Read every knowledge file of ``config_dir``, then ``extra_files`` (a user's own
+        dataset entries, same schema; one whose dataset name matches an entry of the
+        directory replaces it); errors name the file."""
         config_dir = Path(config_dir)
         if not config_dir.is_dir():
             raise KnowledgeError(f"knowledge directory not found: {config_dir}")
@@ -153,20 +158,22 @@ class KnowledgeMemory:
         tools = _read(config_dir / "tools.yaml").get("tools") or {}
         datasets: dict[str, dict[str, Any]] = {}
         for path in sorted(config_dir.glob("*.yaml")):
-            if path.name in _RESERVED_FILES:
-                continue
-            entry = _read(path)
-            for required in ("dataset", "description", "labelling", "typical_types"):
-                if required not in entry:
-                    raise KnowledgeError(f"{path}: missing field {required!r}")
-            unknown = [t for t in entry["typical_types"] if t not in ANOMALY_TYPES]
-            if unknown:
-                raise KnowledgeError(f"{path}: typical_types {unknown} are not in the taxonomy")
-            datasets[path.stem] = entry
+            if path.name not in _RESERVED_FILES:
+                datasets[path.stem] = read_dataset_entry(path)
+        for path in map(Path, extra_files):
+            entry = read_dataset_entry(path)
+            replaced = [k for k, e in datasets.items() if _key(e["dataset"]) == _key(entry["dataset"])]
+            for key in replaced:
+                del datasets[key]
+            datasets[replaced[0] if replaced else path.stem] = entry
         return cls(taxonomy, datasets, tools)
 
     def datasets(self) -> list[str]:
         return list(self._datasets)
+
+    def knows(self, dataset: str | None) -> bool:
+        """True when ``dataset`` (name or alias, any case) has an entry of its own."""
+        return bool(dataset) and self._aliases.get(_key(dataset)) not in (None, "generic")
 
     def for_series(self, dataset: str | None, domain: str | None = None) -> DatasetKnowledge:
         """Knowledge for a series' ``dataset`` and ``domain`` fields (generic when unknown).
@@ -237,6 +244,18 @@ class KnowledgeMemory:
         if kind in ("", "dataset") and _key(name) in self._aliases:
             return self.for_series(name).to_dict()
         raise KeyError(f"nothing in the knowledge memory under {key!r}")
+
+
+def read_dataset_entry(path: Path) -> dict[str, Any]:
+    """One dataset file's mapping, checked for the required fields and known types."""
+    entry = _read(path)
+    for required in ("dataset", "description", "labelling", "typical_types"):
+        if required not in entry:
+            raise KnowledgeError(f"{path}: missing field {required!r}")
+    unknown = [t for t in entry["typical_types"] if t not in ANOMALY_TYPES]
+    if unknown:
+        raise KnowledgeError(f"{path}: typical_types {unknown} are not in the taxonomy")
+    return entry
 
 
 @lru_cache(maxsize=4)
