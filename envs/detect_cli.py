@@ -171,8 +171,8 @@ def run_detect(args: argparse.Namespace) -> int:
         record.update(aborted=f"{aborted.kind}: {aborted}", trajectory_file="trajectories.jsonl" if finished else None)
         (out / "detection.json").write_text(json.dumps(record, default=_json_default, indent=1))
         write_trajectories(out / "trajectories.jsonl", finished, keep_prompts)
-        print(f"error: stopped after {len(finished)} finished window(s): {aborted}; "
-              f"they are in {out / 'trajectories.jsonl'}", file=sys.stderr)
+        kept = f"they are in {out / 'trajectories.jsonl'}" if finished else f"{out / 'detection.json'} says why"
+        print(f"error: stopped after {len(finished)} finished window(s): {aborted}; {kept}", file=sys.stderr)
         return 1
     finally:
         if hasattr(detector, "close"):

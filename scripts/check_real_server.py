@@ -15,9 +15,11 @@ command line goes into the report:
    each), and on request (``concurrency_one_slot``) the one-slot server;
 6. the failure path: ``detect`` while the server is killed mid-run.
 
-Each step's result is kept as ``OUT/steps/<step>.json``, so a step can be rerun alone
-(``--steps``) and the report is rebuilt from all of them. A 135M model does not detect
-well; the point is that every path runs end to end and every failure is visible.
+Each step's result is kept as ``OUT/steps/<step>.json`` with the commit it ran at, so a
+step can be rerun alone (``--steps``) and the report is rebuilt from all of them
+(``--steps`` with no names: only the rebuild); steps not run are listed as such. A 135M
+model does not detect well; the point is that every path runs end to end and every failure
+is visible.
 
     nice python scripts/check_real_server.py --gguf GGUF --out runs/check_real_server \\
         --report benchmarks/llm/real_server.md
@@ -51,8 +53,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", required=True, help="run folder (data, outputs, server logs, step results)")
     p.add_argument("--report", default="benchmarks/llm/real_server.md", help="the markdown report to write")
     p.add_argument("--port", type=int, default=8011, help="port of the one-slot server (the two-slot one: +1)")
-    p.add_argument("--steps", nargs="+", choices=STEPS, default=list(DEFAULT_STEPS),
-                   help="steps to run (default: all but concurrency_one_slot)")
+    p.add_argument("--steps", nargs="*", choices=STEPS, default=list(DEFAULT_STEPS),
+                   help="steps to run (default: all but concurrency_one_slot; none: only rebuild the report "
+                   "from OUT/steps)")
     p.add_argument("--timeout-s", type=float, default=600, help="the backends' whole-request deadline")
     p.add_argument("--kill-after", type=int, default=6, help="failure step: chat requests answered before the kill")
     return p.parse_args(argv)

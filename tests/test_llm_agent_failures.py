@@ -117,6 +117,9 @@ def test_refused_credentials_stop_detect_with_one_line(tmp_path, capsys, where, 
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and sent == (0 if where == "models" else 1)  # 50 windows, one refused request
     assert err[-1].startswith("error: ") and "$NO_KEY_FOR_TEST is not set" in err[-1]
+    if where == "chat":  # refused mid-run, before any window finished: no trajectories.jsonl to point at
+        assert "stopped after 0 finished window(s)" in err[-1] and err[-1].endswith("detection.json says why")
+        assert not (tmp_path / "out" / "trajectories.jsonl").exists()
 
 
 def test_a_dead_endpoint_stops_detect_with_one_line_naming_the_url(tmp_path, capsys):
