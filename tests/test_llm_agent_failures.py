@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -186,14 +185,16 @@ def test_completed_steps_stay_in_the_trajectory_when_a_later_role_fails(tmp_path
 
 
 def test_windows_run_concurrently_and_keep_their_order(tmp_path):
-    lock, state = threading.Lock(), {"now": 0, "peak": 0}
+    arrived, state = threading.Condition(), {"now": 0, "peak": 0, "target": 1}
 
     def slow(body):
-        with lock:
+        # each request holds its slot until `target` requests were in flight at once (5 s at
+        # most): the peak then shows the concurrency however slowly a loaded machine runs
+        with arrived:
             state["now"] += 1
             state["peak"] = max(state["peak"], state["now"])
-        time.sleep(0.05)
-        with lock:
+            arrived.notify_all()
+            arrived.wait_for(lambda: state["peak"] >= state["target"], timeout=5)
             state["now"] -= 1
         if role_of(body) == "detector":  # a different answer per window, to see the order
             start = window_of(body)
@@ -202,7 +203,7 @@ def test_windows_run_concurrently_and_keep_their_order(tmp_path):
 
     results = {}
     for concurrency in (1, 3):
-        state["peak"] = 0
+        state.update(peak=0, target=concurrency)
         with FakeChatServer(slow) as server:
             agent = make_llm_agent(config=config(tmp_path, server.base_url, max_concurrency=concurrency), window=50)
             assert agent.workflow.concurrency == concurrency
