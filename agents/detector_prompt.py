@@ -10,12 +10,15 @@ stable (no timestamps or ids). Two renderings of the same evidence (``DETECTOR_P
   merged into one line per flagged region (``feature peak_z/threshold``), the strongest
   sub-threshold reading of each quiet feature (with its index when it is a near miss),
   the knowledge entry in a sentence, and the answer format once
-  (agents/prompts/detector_compact.md), without explanations in the answer. Median 390-430
-  SmolLM2 tokens per dataset at window 100 on the dev split, p95 under 500
+  (agents/prompts/detector_compact.md), without explanations in the answer. Median 420-460
+  SmolLM2 tokens per dataset at window 100 on the dev split, p95 under 520
   (benchmarks/train/prompt_tokens.md).
 - ``full``: every value to 4 significant digits, the locator's description, the plan text
   and thresholds, each tool result as one JSON line (agents/prompts/detector.md); 1,500-
-  2,700 tokens at window 100. Kept for ablations and large models.
+  2,800 tokens at window 100. Kept for ablations and large models.
+
+In both, names are quoted and the data-derived and model-written text sits in a data
+section the system prompt says to read as data (agents/untrusted.py).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import numpy as np
 
 from anomamind.agents.parsing import parse_detection, render_detection
 from anomamind.agents.roles import Evidence, LocatorOutput, PlanOutput, WindowTask
+from anomamind.agents.untrusted import clean_text, data_section, quote, with_data_rule
 from anomamind.paths import PROMPT_DIR
 
 #: Significant digits kept for every number shown to the detector.
@@ -110,7 +114,7 @@ def system_prompt(style: str = "full") -> str:
     """The detector's system prompt: agents/prompts/detector.md (full) or
     detector_compact.md (compact)."""
     name = "detector.md" if check_style(style) == "full" else "detector_compact.md"
-    return (PROMPT_DIR / name).read_text().strip()
+    return with_data_rule((PROMPT_DIR / name).read_text().strip())
 
 
 def _window_block(task: WindowTask) -> str:
@@ -118,7 +122,7 @@ def _window_block(task: WindowTask) -> str:
     values = format_values(w.values)
     series = task.series
     lines = [
-        f"Series: {series.name} (dataset {series.dataset}, domain {series.domain})",
+        f"Series: {quote(series.name)} (dataset {quote(series.dataset)}, domain {quote(series.domain)})",
         f"Window: indices {w.start}..{w.end - 1} ({len(w)} points)",
         f"Values from index {w.start}: [{values}]",
     ]
@@ -131,13 +135,13 @@ def _locator_block(located: LocatorOutput | None) -> str:
     if located is None:
         return "Localisation: not available"
     cands = [[iv.start, iv.end] for iv in located.candidates]
-    return f"Localisation: {located.description.strip()}\nCandidate intervals: {json.dumps(cands)}"
+    return f"Localisation: {clean_text(located.description.strip())}\nCandidate intervals: {json.dumps(cands)}"
 
 
 def _plan_block(plan: PlanOutput | None) -> str:
     if plan is None:
         return "Plan: not available"
-    lines = [f"Plan: {plan.text.strip()}"]
+    lines = [f"Plan: {clean_text(plan.text.strip())}"]
     if plan.thresholds:
         lines.append(f"Thresholds: {dumps(plan.thresholds)}")
     return "\n".join(lines)
@@ -153,18 +157,16 @@ def _evidence_block(evidence: Evidence | None) -> str:
             record["error"] = result.error
         else:
             record["output"] = result.output
-        lines.append(dumps(record))
+        lines.append(clean_text(dumps(record)))
     return "\n".join(lines)
 
 
 def _full_user(task: WindowTask, located: LocatorOutput | None, plan: PlanOutput | None,
                evidence: Evidence | None) -> str:
+    blocks = [_window_block(task), _locator_block(located), _plan_block(plan), _evidence_block(evidence)]
     return "\n\n".join(
         [
-            _window_block(task),
-            _locator_block(located),
-            _plan_block(plan),
-            _evidence_block(evidence),
+            data_section(["\n\n".join(blocks)]),
             f"Answer with <think>...</think> then a JSON array of intervals inside "
             f"[{task.window.start}, {task.window.end - 1}].",
         ]
@@ -193,7 +195,7 @@ def value_strip(values: Any, max_points: int = STRIP_POINTS) -> tuple[str, str]:
     finite = np.isfinite(x)
     if x.size > max_points:
         median = float(np.median(x[finite])) if finite.any() else 0.0
-        distance = np.where(finite, np.abs(x - median), -1.0)
+        distance = np.where(finite, np.abs(np.where(finite, x, median) / 2 - median / 2), -1.0)  # halves: no overflow
         picks = [int(chunk[np.argmax(distance[chunk])]) for chunk in np.array_split(np.arange(x.size), max_points)]
         x, finite = x[picks], finite[picks]
         every = f", one per ~{len(values) / max_points:.1f} points (the most extreme)"
@@ -202,9 +204,10 @@ def value_strip(values: Any, max_points: int = STRIP_POINTS) -> tuple[str, str]:
     if not finite.any():
         return "_" * x.size, "values: all missing"
     lo, hi = float(np.min(x[finite])), float(np.max(x[finite]))
-    span = hi - lo
-    digits = np.zeros(x.size, dtype=int) if span <= 0 else np.clip(np.round((x - lo) / span * 9), 0, 9)
-    strip = "".join(str(int(d)) if ok else "_" for d, ok in zip(np.nan_to_num(digits), finite))
+    span = hi / 2 - lo / 2  # halves: values near the float64 limit do not overflow
+    half = np.where(finite, x, lo) / 2
+    digits = np.zeros(x.size, dtype=int) if span <= 0 else np.clip(np.round((half - lo / 2) / span * 9), 0, 9)
+    strip = "".join(str(int(d)) if ok else "_" for d, ok in zip(digits, finite))
     low, high = format_values([lo, hi], 3).split(",")
     return strip, f"values {low}..{high} as 0-9{every}"
 
@@ -227,7 +230,7 @@ def _runs_of(evidence: Evidence | None) -> tuple[list[tuple[int, int, str, float
     for result in evidence.tool_results if evidence is not None else []:
         output = result.output if isinstance(result.output, dict) else None
         if not result.ok:
-            others.append(f"{result.name}: error: {str(result.error)[:120]}")
+            others.append(f"{result.name}: error: {clean_text(result.error, 120, single_line=True)}")
         elif output is not None and isinstance(output.get("runs"), list):
             feature = str(output.get("feature") or result.name)
             threshold = float(result.arguments.get("threshold") or 1.0)
@@ -286,7 +289,7 @@ def _compact_user(task: WindowTask, located: LocatorOutput | None, plan: PlanOut
     w = task.window
     strip, scale = value_strip(w.values)
     knowledge = _knowledge_sentence(task)
-    lines = [f"Dataset {task.series.dataset}" + (f": {knowledge}" if knowledge else ""),
+    lines = [f"Dataset {quote(task.series.dataset)}" + (f": {knowledge}" if knowledge else ""),
              f"Window {w.start}-{w.end - 1}; {scale}:", strip]
     if located is None or "localization" in task.disabled:
         lines.append("Locator: off")
@@ -305,7 +308,7 @@ def _compact_user(task: WindowTask, located: LocatorOutput | None, plan: PlanOut
         if quiet:
             lines.append(f"Quiet (max z/threshold): {quiet}")
         lines += [f"- {line}" for line in others]
-    return "\n".join(lines)
+    return data_section(lines)
 
 
 def compact_answer(text: str, window_start: int, window_end: int) -> str:
@@ -362,7 +365,7 @@ def build_detector_messages(
             {
                 "role": "user",
                 "content": "The evaluator reviewed your answer:\n"
-                + (feedback or "- no specific feedback")
+                + data_section([clean_text(feedback or "- no specific feedback")])
                 + "\nRevise the answer in the same format (think block, then the JSON array).",
             }
         )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ast
 import json
 import re
-from typing import Any
+from typing import Any, Iterator
 
 from anomamind.types import ANOMALY_TYPES, Detection, Interval
 
@@ -74,27 +74,69 @@ def _candidate_json_texts(body: str) -> list[str]:
     return candidates
 
 
-def _decode_first_value(text: str) -> Any:
-    """Decode the first JSON (or Python-literal) array/object in ``text``; ignore what follows."""
+def _json_values(text: str) -> Iterator[Any]:
+    """Every JSON (or Python-literal) array/object in ``text``, in order of where it starts;
+    text around and between them is ignored."""
     decoder = json.JSONDecoder()
-    for opener in ("[", "{"):
-        pos = text.find(opener)
-        while pos != -1:
-            try:
-                value, _ = decoder.raw_decode(text[pos:])
-                return value
-            except json.JSONDecodeError:
-                pass
-            # single quotes, True/False: try a Python literal up to the matching bracket
-            closing = "]" if opener == "[" else "}"
-            end = text.rfind(closing)
-            while end > pos:
-                try:
-                    return ast.literal_eval(text[pos : end + 1])
-                except (ValueError, SyntaxError, MemoryError, RecursionError):
-                    end = text.rfind(closing, pos, end)
-            pos = text.find(opener, pos + 1)
-    raise ValueError("no JSON array or object found")
+    pos = _next_opener(text, 0)
+    while pos != -1:
+        try:
+            value, length = decoder.raw_decode(text[pos:])
+        except json.JSONDecodeError:
+            value, length = _literal_at(text, pos)
+        if length:
+            yield value
+            pos = _next_opener(text, pos + length)
+        else:
+            pos = _next_opener(text, pos + 1)
+
+
+def _next_opener(text: str, start: int) -> int:
+    found = [i for i in (text.find("[", start), text.find("{", start)) if i != -1]
+    return min(found) if found else -1
+
+
+def _literal_at(text: str, pos: int) -> tuple[Any, int]:
+    """Single quotes, True/False: a Python literal from ``pos`` up to a matching bracket."""
+    closing = "]" if text[pos] == "[" else "}"
+    end = text.rfind(closing)
+    while end > pos:
+        try:
+            return ast.literal_eval(text[pos : end + 1]), end + 1 - pos
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            end = text.rfind(closing, pos, end)
+    return None, 0
+
+
+def _is_interval_object(item: Any) -> bool:
+    if not isinstance(item, dict):
+        return False
+    try:
+        _bounds_of(item)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _answer_items(text: str) -> list[Any]:
+    """The items of the first JSON value in ``text`` that is an answer: an empty array, or
+    an array (or wrapping object) holding at least one interval object. ValueError naming
+    what was found otherwise: a stray ``[201]`` in prose is not an empty detection."""
+    found = []
+    for value in _json_values(text):
+        try:
+            items = _as_items(value)
+        except ValueError:
+            found.append(value)
+            continue
+        if not items or any(_is_interval_object(item) for item in items):
+            return items
+        found.append(value)
+    if not found:
+        raise ValueError("no JSON array found")
+    shown = json.dumps(found[0], default=str)
+    shown = shown if len(shown) <= 80 else shown[:80] + "..."
+    raise ValueError(f"no JSON array of interval objects (found {shown})")
 
 
 def _as_items(value: Any) -> list[Any]:
@@ -126,6 +168,16 @@ def _bounds_of(item: dict[str, Any]) -> tuple[int, int]:
     raise ValueError("an element has no 'interval' (or 'start'/'end')")
 
 
+def fit_interval(lo: int, hi: int, window_start: int, window_end: int) -> tuple[int, int] | None:
+    """``[lo, hi]`` clipped to the window ``[window_start, window_end)`` when one end lies
+    outside it; None when it lies wholly outside or beyond both ends (it covers more than
+    the window, so it says nothing about where in the window the anomaly is)."""
+    last = window_end - 1
+    if hi < window_start or lo > last or (lo < window_start and hi > last):
+        return None
+    return max(lo, window_start), min(hi, last)
+
+
 def parse_detection(
     text: str,
     window_start: int | None = None,
@@ -154,7 +206,7 @@ def parse_detection(
     last_error = "no JSON array found after the think block"
     for candidate in _candidate_json_texts(body):
         try:
-            items = _as_items(_decode_first_value(candidate))
+            items = _answer_items(candidate)
             break
         except ValueError as err:
             last_error = str(err)
@@ -176,18 +228,18 @@ def parse_detection(
             start, end = end, start
         if window_start is not None and window_end is not None:
             last = window_end - 1
-            if end < window_start or start > last:
+            bounded = fit_interval(start, end, window_start, window_end)
+            if bounded is None:
+                at_both_ends = " at both ends" if start < window_start and end > last else ""
                 detection.notes.append(
-                    f"element {k}: interval [{start}, {end}] outside window "
-                    f"[{window_start}, {last}]; dropped"
+                    f"element {k}: interval [{start}, {end}] outside window [{window_start}, {last}]{at_both_ends}; dropped"
                 )
                 continue
-            if start < window_start or end > last:
+            if bounded != (start, end):
                 detection.notes.append(
-                    f"element {k}: interval [{start}, {end}] clipped to window "
-                    f"[{window_start}, {last}]"
+                    f"element {k}: interval [{start}, {end}] clipped to window [{window_start}, {last}]"
                 )
-                start, end = max(start, window_start), min(end, last)
+                start, end = bounded
         raw_type = item.get("type", "other")
         kind, known = normalise_type(raw_type, taxonomy)
         if not known:

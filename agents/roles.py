@@ -24,6 +24,24 @@ from anomamind.types import Detection, Interval, Series, Step, ToolResult, ToolC
 ROLE_NAMES: tuple[str, ...] = ("locator", "planner", "actor", "detector", "evaluator")
 
 
+class RoleFailed(Exception):
+    """A role could not finish (its model request failed, or its prompt cannot fit).
+
+    ``steps`` are the role's steps up to and including the failed one (whose ``info``
+    holds the error, its ``failure`` kind and the request attempts), so the trajectory
+    keeps everything that happened; ``kind`` and ``fatal`` come from the cause (a fatal
+    cause, like refused credentials, stops the whole run).
+    """
+
+    def __init__(self, role: str, error: Exception, steps: list[Step]) -> None:
+        super().__init__(f"{role}: {error}")
+        self.role = role
+        self.error = error
+        self.steps = steps
+        self.kind: str = getattr(error, "kind", "workflow_error")
+        self.fatal: bool = bool(getattr(error, "fatal", False))
+
+
 @dataclass
 class WindowTask:
     """Everything the roles may look at for one window.

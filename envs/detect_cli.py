@@ -5,7 +5,8 @@ with or without a header, ``timestamp,value``, with or without labels; ``--colum
 the value column) or ``synthetic:SEED`` (a labelled synthetic series from
 envs/synthetic.py); ``--detector`` takes the names ``bench`` takes (default: the heuristic
 agent) and ``--set`` its options. Prints one line per interval (range, times when the file
-has them, type, confidence, explanation) and writes, in this order, OUT/detection.json
+has them, type, confidence, explanation) after a summary line (failed windows by kind,
+with the first error of each) and writes, in this order, OUT/detection.json
 (series, detector and options, settings, intervals), OUT/trajectories.jsonl (one line per
 window of the workflow detectors; for long series only the windows with detections) and
 OUT/detection.png (tools/plotting.render_detection: every detection visible, labelled
@@ -109,8 +110,36 @@ def _build(args: argparse.Namespace) -> tuple[Series, Any, dict[str, Any]]:
     return series, detector, options
 
 
+def failure_line(prediction: Any) -> str:
+    """``"2 of 3 windows failed (timeout: 1, parse: 1; first timeout: ...)"`` for the workflow
+    detectors (their ``info`` counts failed windows by kind), else ``"N failed window(s)"``."""
+    info = prediction.info
+    if "window_failures" not in info:
+        return f"{prediction.failed_windows} failed window(s)"
+    kinds: dict[str, int] = info["window_failures"]
+    line = f"{sum(kinds.values())} of {info.get('windows', '?')} windows failed"
+    if not kinds:
+        return line
+    counts = ", ".join(f"{kind}: {count}" for kind, count in sorted(kinds.items(), key=lambda kv: -kv[1]))
+    firsts = "; ".join(f"first {kind}: {message}" for kind, message in (info.get("first_errors") or {}).items())
+    return f"{line} ({counts}; {firsts})"
+
+
+def write_trajectories(path: Path, trajectories: list[Any], keep_prompts: bool) -> None:
+    """One JSON line per window; for long series (``keep_prompts`` false) only the windows
+    that say something (detections or errors). Nothing is written without trajectories."""
+    if not trajectories:
+        return
+    with path.open("w") as fh:
+        for trajectory in trajectories:
+            if keep_prompts or trajectory.detection.intervals or "error" in trajectory.info:
+                fh.write(trajectory.to_json() + "\n")
+
+
 def run_detect(args: argparse.Namespace) -> int:
+    from anomamind.agents.backends.base import BackendError
     from anomamind.config import ConfigError
+    from anomamind.envs.workflow import WorkflowAborted
 
     try:
         series, detector, options = _build(args)
@@ -120,7 +149,16 @@ def run_detect(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     keep_prompts = len(series) <= PROMPT_POINT_LIMIT
+    record: dict[str, Any] = {
+        "series": {"name": series.name, "dataset": series.dataset, "domain": series.domain,
+                   "length": len(series), "source": series.source or args.source,
+                   "labelled": series.labels is not None, "value_column": series.meta.get("value_column", "Data")},
+        "detector": args.detector,
+        "options": options,
+    }
     try:
+        if hasattr(detector, "check"):  # the LLM agent's servers: answering, model served, key taken
+            detector.check()
         if hasattr(detector, "run"):  # the workflow detectors also return their trajectories
             if not keep_prompts:
                 print(f"{series.name}: {len(series):,} points: trajectories.jsonl keeps the windows with detections "
@@ -130,34 +168,37 @@ def run_detect(args: argparse.Namespace) -> int:
             prediction, trajectories = outcome.prediction, outcome.trajectories
         else:
             prediction, trajectories = detector.detect(series), []
+    except BackendError as err:  # at start-up: refused key, dead endpoint, model not served
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except WorkflowAborted as aborted:  # mid-run: the windows that finished are kept
+        finished = [o.trajectory for o in aborted.outcomes]
+        record.update(aborted=f"{aborted.kind}: {aborted}", trajectory_file="trajectories.jsonl" if finished else None)
+        (out / "detection.json").write_text(json.dumps(record, default=_json_default, indent=1))
+        write_trajectories(out / "trajectories.jsonl", finished, keep_prompts)
+        kept = f"they are in {out / 'trajectories.jsonl'}" if finished else f"{out / 'detection.json'} says why"
+        print(f"error: stopped after {len(finished)} finished window(s): {aborted}; {kept}", file=sys.stderr)
+        return 1
     finally:
         if hasattr(detector, "close"):
             detector.close()
     intervals = prediction_intervals(prediction, args.detector)
-    print(f"{series.name}: {len(series)} points, {len(intervals)} interval(s), "
-          f"{prediction.failed_windows} failed window(s)")
+    print(f"{series.name}: {len(series)} points, {len(intervals)} interval(s), {failure_line(prediction)}")
     planner = next((st for t in trajectories for st in t.steps if st.role == "planner"), None)
-    record = {
-        "series": {"name": series.name, "dataset": series.dataset, "domain": series.domain,
-                   "length": len(series), "source": series.source or args.source,
-                   "labelled": series.labels is not None, "value_column": series.meta.get("value_column", "Data")},
-        "detector": args.detector,
-        "options": options,
-        "settings": planner.info if planner is not None else {},
-        "intervals": [interval_record(iv, series) for iv in intervals],
-        "failed_windows": prediction.failed_windows,
-        "trajectory_file": "trajectories.jsonl" if trajectories else None,
-    }
+    record.update(
+        settings=planner.info if planner is not None else {},
+        intervals=[interval_record(iv, series) for iv in intervals],
+        failed_windows=prediction.failed_windows,
+        window_failures=prediction.info.get("window_failures", {}),
+        first_errors=prediction.info.get("first_errors", {}),
+        trajectory_file="trajectories.jsonl" if trajectories else None,
+    )
     for item in record["intervals"]:
         when = f"  {item['start_time']} .. {item['end_time']}" if "start_time" in item else ""
         print(f"  [{item['start']}, {item['end']}]{when}  {item['type']:<18}  confidence {item['confidence']}  "
               f"{item['explanation']}")
     (out / "detection.json").write_text(json.dumps(record, default=_json_default, indent=1))
-    if trajectories:
-        with (out / "trajectories.jsonl").open("w") as fh:
-            for trajectory in trajectories:  # long series: only the windows that say something
-                if keep_prompts or trajectory.detection.intervals or "error" in trajectory.info:
-                    fh.write(trajectory.to_json() + "\n")
+    write_trajectories(out / "trajectories.jsonl", trajectories, keep_prompts)
     print(f"wrote {out / 'detection.json'}" + (f" and {out / 'trajectories.jsonl'}" if trajectories else ""))
     try:
         from anomamind.tools.plotting import render_detection

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from anomamind.agents.heuristic import DetectionSettings, make_heuristic_roles
 from anomamind.tools.features_profile import FeatureProfile, series_profile
@@ -100,7 +100,11 @@ class HeuristicKnowledge:
 
 
 class WorkflowDetector:
-    """A SeriesDetector over a workflow; ``run`` also returns the trajectories."""
+    """A SeriesDetector over a workflow; ``run`` also returns the trajectories.
+
+    ``startup`` checks what the roles depend on (the LLM agent's servers) before any
+    window runs; commands call :meth:`check` so a dead endpoint or refused credentials
+    stop them at once with one line."""
 
     def __init__(
         self,
@@ -108,12 +112,19 @@ class WorkflowDetector:
         workflow: Workflow,
         trajectories: str | Path | None = None,
         role_config: dict[str, Any] | None = None,
+        startup: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
         self.workflow = workflow
         self.trajectories = trajectories
         #: What identifies the upstream roles' behaviour (the env's cache key uses it).
         self.role_config = role_config or {}
+        self._startup = startup
+
+    def check(self) -> None:
+        """The start-up checks (nothing for the heuristic agent); raises on fatal problems."""
+        if self._startup is not None:
+            self._startup()
 
     def run(self, series: Series, keep_prompts: bool = True) -> SeriesOutcome:
         """The prediction and every window's trajectory (``keep_prompts=False``: without the
@@ -242,21 +253,25 @@ def make_llm_agent(
 ) -> WorkflowDetector:
     """The workflow with LLM roles (agents/llm_roles.py: ``make_llm_roles(config, overrides,
     evaluator=...)``) over the same tools, context and knowledge as the heuristic agent; the
-    planner and actor are shown the schemas of every enabled tool of the registry."""
+    planner is shown the catalogue of every enabled tool of the registry, the actor their
+    schemas. A series' windows run concurrently, up to the largest ``max_concurrency`` of
+    the roles' HTTP backends (each backend caps its own requests)."""
     try:
-        from anomamind.agents.llm_roles import load_llm_config, make_llm_roles
+        from anomamind.agents.llm_roles import check_backends, load_llm_config, make_llm_roles, role_backends
     except ImportError as err:
         raise ImportError(f"the LLM roles are not available: {err}") from err
     cfg = load_heuristic_config(None)
     wf_config = _workflow_config(cfg, disable, window, stride, causal, detector_prompt)
     tools = workflow_tools(wf_config)
     roles: Roles = make_llm_roles(config, overrides, evaluator=evaluator, tool_schemas=tools.schemas())
+    concurrency = max([int(getattr(b, "max_concurrency", 1)) for b in role_backends(roles)] or [1])
     workflow = Workflow(
         roles,
         tools,
         context_factory=heuristic_context,
         knowledge=HeuristicKnowledge(cfg.knowledge),
         config=wf_config,
+        concurrency=concurrency,
     )
     role_config = {
         "agent": "llm",
@@ -265,4 +280,6 @@ def make_llm_agent(
         "knowledge": files_digest(CONFIG_DIR / "knowledge", "*.yaml"),
         "workflow": to_dict(workflow.config),
     }
-    return WorkflowDetector("llm-agent", workflow, trajectories, role_config)
+    localization = "localization" not in wf_config.disable
+    startup = lambda: check_backends(roles, localization=localization)  # noqa: E731
+    return WorkflowDetector("llm-agent", workflow, trajectories, role_config, startup)

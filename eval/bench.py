@@ -16,7 +16,9 @@ recorded (``status="failed"`` and the error in ``per_series.csv``, counted in
 predicted nothing (all-zero decision and scores): its precision, recall, F1 and Best-F1
 are 0 and its VUS-PR / Affiliation-F are those of an all-zero score, so failures lower the
 macro averages instead of disappearing from them. Failures are not cached: the next run
-retries them.
+retries them. A fatal failure (a detector's endpoint refuses the credentials or stops
+answering) stops the run with :class:`BenchAborted`; the finished pairs stay cached, so
+the same command resumes.
 
 A series without labels (a user's own export) is run like any other, but not scored: its
 row has the detector's flagged-point count and no metric columns, and the report says
@@ -65,6 +67,10 @@ TSBAD_COLUMNS = {
 }
 #: Columns macro-averaged into summary.csv (plus vus_roc, auc_pr, auc_roc).
 SUMMARY_METRICS = ("precision", "recall", "f1", "best_f1", "vus_pr", "affiliation_f")
+
+
+class BenchAborted(RuntimeError):
+    """A detector failed fatally (see the module docstring); the message names the pair."""
 
 
 @dataclass
@@ -152,6 +158,7 @@ def run_pair(task: PairTask) -> dict[str, Any]:
     start = time.perf_counter()
     try:
         prediction = _detector_for(task.detector, task.options, task.inputs).detect(task.series)
+        row["info"] = json.dumps(prediction.info, sort_keys=True, default=str)  # a failed pair's too: its windows
         if prediction.errors:
             raise IncompletePrediction(_describe_errors(prediction))
         row["n_flagged"] = int(np.count_nonzero(prediction.pred))
@@ -159,6 +166,8 @@ def run_pair(task: PairTask) -> dict[str, Any]:
     except Exception as err:  # noqa: BLE001 - any detector error is recorded, the run goes on
         row.update(status="failed", error=f"{type(err).__name__}: {err}", seconds=time.perf_counter() - start)
         row["traceback"] = traceback.format_exc(limit=5)
+        if getattr(err, "fatal", False):
+            row["fatal"] = True  # the driver stops the run
         task.cache_stem.with_suffix(".npz").unlink(missing_ok=True)  # never an older run's arrays
         return row
     row.update(metrics)
@@ -168,7 +177,6 @@ def run_pair(task: PairTask) -> dict[str, Any]:
         seconds=time.perf_counter() - start,
         failed_windows=int(prediction.failed_windows),
         threshold_candidates=json.dumps(prediction.info.get("threshold_candidates", list(DEFAULT_LEVELS))),
-        info=json.dumps(prediction.info, sort_keys=True, default=str),
     )
     try:
         write_entry(task.cache_stem, row, prediction)
@@ -240,7 +248,9 @@ def run_benchmark(
     inputs = {name: inputs_digest(name, options[name]) for name in detectors}
     for name in detectors:  # validates names and options up front, with the registry's message
         try:
-            _detector_for(name, options[name], inputs[name])
+            detector = _detector_for(name, options[name], inputs[name])
+            if hasattr(detector, "check"):
+                detector.check()  # start-up checks, e.g. the LLM agent's servers
         except UnknownDetectorError:
             raise
         except Exception as err:  # noqa: BLE001 - bad options, missing optional dependency
@@ -307,6 +317,7 @@ def _run_pending(
             for i in pending:
                 rows[i] = run_pair(tasks[i])
                 bar.update(1)
+                _stop_if_fatal(rows[i])
             return rows
         futures = {pool.submit(run_pair, tasks[i]): i for i in pending}
         for future in as_completed(futures):
@@ -316,7 +327,19 @@ def _run_pending(
             except Exception as err:  # noqa: BLE001 - a worker died (e.g. killed for memory)
                 rows[i] = {**_base_row(tasks[i]), "status": "failed", "error": f"worker crashed: {err!r}"}
             bar.update(1)
+            if rows[i].get("fatal"):
+                for other in futures:
+                    other.cancel()
+                _stop_if_fatal(rows[i])
     return rows
+
+
+def _stop_if_fatal(row: dict[str, Any]) -> None:
+    if row.get("fatal"):
+        raise BenchAborted(
+            f"stopped at {row['detector']} on {row['dataset']}/{row['series']}: {row['error']}; "
+            "the finished pairs are cached: rerun the same command to resume"
+        )
 
 
 def failed_everywhere(per_series: pd.DataFrame) -> dict[str, str]:

@@ -84,7 +84,10 @@ def _existing(text: str, bases: Iterable[Path]) -> Path | None:
     text = text.strip()
     if not text or "\n" in text or len(text) > 4096:
         return None
-    candidate = Path(text).expanduser()
+    try:
+        candidate = Path(text).expanduser()
+    except RuntimeError:  # "~name" of no user (e.g. a token of a tokenizer.json): not a path
+        return None
     for path in [candidate] if candidate.is_absolute() else [base / candidate for base in bases]:
         try:
             if path.exists():

@@ -71,7 +71,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
     from anomamind.cli_options import options_per_detector
     from anomamind.config import ConfigError
     from anomamind.envs.datasets import resolve_data
-    from anomamind.eval.bench import failed_everywhere, run_benchmark
+    from anomamind.eval.bench import BenchAborted, failed_everywhere, run_benchmark
     from anomamind.eval.registry import UnknownDetectorError, available_detectors
     from anomamind.folder_lock import FolderLocked
     from anomamind.types import DataError
@@ -118,6 +118,9 @@ def run_bench_command(args: argparse.Namespace) -> int:
         return OUT_LOCKED
     except (UnknownDetectorError, DataError, ValueError) as err:
         return _fail(str(err))
+    except BenchAborted as err:
+        print(f"anomamind bench: error: {err}", file=sys.stderr)
+        return 1
     print(Path(args.out, "table.md").read_text())
     print(f"results in {args.out}/ (summary.csv, per_series.csv, table.md, plots/)")
     failed = failed_everywhere(pd.read_csv(Path(args.out, "per_series.csv"), keep_default_na=False))

@@ -14,6 +14,7 @@ import functools
 import json
 import logging
 import math
+from collections import Counter
 from concurrent.futures import BrokenExecutor, Executor, Future, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,26 @@ def _windows_by_detector(per_series: pd.DataFrame) -> dict[str, str]:
     return out
 
 
+def window_failures(per_series: pd.DataFrame) -> dict[tuple[str, str], tuple[int, Counter, dict[str, str]]]:
+    """Per (detector, dataset) of windowed detectors (``info`` with ``window_failures``):
+    windows run, failed windows by kind, and the first error of each kind."""
+    out: dict[tuple[str, str], tuple[int, Counter, dict[str, str]]] = {}
+    for _, row in per_series.iterrows():
+        try:
+            info = json.loads(row.get("info") or "")
+        except (TypeError, ValueError):
+            continue
+        if not isinstance(info, dict) or "window_failures" not in info:
+            continue
+        key = (str(row["detector"]), str(row["dataset"]))
+        n_windows, kinds, first = out.get(key, (0, Counter(), {}))
+        kinds.update(info["window_failures"])
+        for kind, message in (info.get("first_errors") or {}).items():
+            first.setdefault(kind, f"{row['series']}: {message}")
+        out[key] = (n_windows + int(info.get("windows", 0)), kinds, first)
+    return out
+
+
 def render_table(
     summary: pd.DataFrame,
     per_series: pd.DataFrame,
@@ -127,15 +148,27 @@ def render_table(
         lines.append("| " + " | ".join(cells) + " |")
 
     lines += ["", "## Series and failures", "", "| Method | " + " | ".join(datasets) + " |", "|" + "---|" * (len(datasets) + 1)]
+    windows = window_failures(per_series)
     for detector in detectors:
         cells = [detector]
         for ds in datasets:
             if (detector, ds) in indexed.index:
                 row = indexed.loc[(detector, ds)]
-                cells.append(f"{int(row['n_series'])} series, {int(row['n_failed'])} failed")
+                cell = f"{int(row['n_series'])} series, {int(row['n_failed'])} failed"
+                counted = windows.get((detector, ds))
+                if counted is not None:
+                    n_windows, kinds, _ = counted
+                    failed = sum(kinds.values())
+                    by_kind = ", ".join(f"{kind} {n}" for kind, n in kinds.most_common())
+                    cell += f"; {failed} of {n_windows} windows failed" + (f" ({by_kind})" if by_kind else "")
+                cells.append(cell)
             else:
                 cells.append("-")
         lines.append("| " + " | ".join(cells) + " |")
+    firsts = [(key, kind, message) for key, (_, _, first) in windows.items() for kind, message in first.items()]
+    if firsts:
+        lines += ["", "First failed window of each kind:", ""]
+        lines += [f"- {detector} on {ds}, {kind}: {message}" for (detector, ds), kind, message in firsts]
     failed = per_series[per_series["status"] != "ok"]
     if len(failed):
         lines += ["", f"Failed pairs ({len(failed)}):", ""]

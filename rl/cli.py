@@ -103,6 +103,11 @@ def _prepare(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"anomamind prepare: error: {err}", file=sys.stderr)
         return 2
+    except Exception as err:
+        if not getattr(err, "fatal", False):
+            raise
+        print(f"anomamind prepare: error: {err}", file=sys.stderr)  # LLM roles: refused key, dead endpoint
+        return 1
     for split, info in summary["splits"].items():
         print(f"{split}: {info['windows']} windows ({info['anomalous_windows']} anomalous) from {len(info['series'])} series")
     for failure in summary["failures"]:

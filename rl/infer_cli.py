@@ -28,14 +28,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0: greedy)")
     p.add_argument("--dtype", default="auto", help="model dtype for local kinds (bf16 on GPUs)")
     p.add_argument("--limit", type=int, help="run at most N windows")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a backend setting (docs/backends.md), e.g. --set context_tokens=2048 --set timeout_s=60 (repeatable)")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from anomamind.agents.backends.base import BackendError
-    from anomamind.agents.backends.factory import make_backend
-    from anomamind.config import ConfigError
+    from anomamind.agents.backends.factory import backend_config, make_backend
+    from anomamind.config import ConfigError, apply_overrides
     from anomamind.rl.batch_infer import InferenceSettings, load_prepared_rows, run_batch_inference
 
     try:
@@ -45,10 +47,15 @@ def _run(args: argparse.Namespace) -> int:
             config.update(base_url=args.base_url, api_key_env=args.api_key_env, max_concurrency=args.batch_size)
         elif args.kind == "transformers":
             config.update(max_batch_size=args.batch_size)
-        backend = make_backend(config)
+        backend = make_backend(backend_config(apply_overrides(config, args.set), "infer --set"))
+        if hasattr(backend, "check"):
+            backend.check()
     except (ConfigError, KeyError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except BackendError as err:  # refused key, dead endpoint, model not served
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     settings = InferenceSettings(batch_size=args.batch_size, max_tokens=args.max_tokens,
                                  temperature=args.temperature, limit=args.limit)
     try:

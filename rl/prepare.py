@@ -22,7 +22,9 @@ so ``checkpoint:`` renders the prompts the model was trained on.
 Windows: every window with an anomaly is kept, plus ``normal_ratio`` normal windows per
 anomalous one, drawn with the seed from the same series. The split is by series (per
 dataset, ``val_fraction`` of its series go to validation), never windows of one series on
-both sides. A window whose upstream fails is recorded in the summary and skipped.
+both sides. A window whose upstream fails is recorded in the summary and skipped; a fatal
+backend error (refused credentials, an endpoint that does not answer) stops the run. With
+LLM upstream roles several windows run at once (the agent's window concurrency).
 
 A series without labels still gives training rows (all its windows, up to
 ``max_windows_per_series``), with ``labels`` and ``has_anomaly`` null: the label-based
@@ -36,6 +38,7 @@ import json
 import logging
 import math
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,7 +131,7 @@ def make_agent(cfg: PrepareConfig, evaluator: bool = False):
     from anomamind.eval.registry import create_detector
 
     options = {"window": cfg.window, "stride": cfg.stride, "evaluator": evaluator, **cfg.agent_options}
-    if cfg.detector_prompt:
+    if cfg.detector_prompt is not None:
         options["detector_prompt"] = cfg.detector_prompt
     if cfg.agents and cfg.agents.startswith("llm:"):
         return create_detector("llm-agent", config=cfg.agents[4:], **options)
@@ -215,6 +218,7 @@ def prepare_dataset(cfg: PrepareConfig) -> dict[str, Any]:
             "false_positive) and go to train only", len(unlabelled), ", ".join(unlabelled[:5]),
         )
     agent = make_agent(cfg)
+    agent.check()  # LLM roles: their servers answer, serve the model, take the credentials
     workflow = agent.workflow
     cache = UpstreamCache(cfg.cache_dir or out / "upstream_cache", agent.role_config)
     teacher = HeuristicDetector()
@@ -228,21 +232,32 @@ def prepare_dataset(cfg: PrepareConfig) -> dict[str, Any]:
             tasks += workflow.tasks(s)[: cfg.max_windows_per_series]
         else:
             tasks += select_windows(workflow.tasks(s), cfg.normal_ratio, cfg.max_windows_per_series, rng)
-    for task in tqdm(tasks, desc="prepare", unit="win", disable=not cfg.progress):
+
+    def prepare_one(task: Any) -> tuple[dict[str, Any] | None, dict[str, str] | None]:
         try:
             upstream = cache.load(task)
             if upstream is None:
                 upstream = workflow.upstream(task)
                 cache.store(task, upstream)
             task.upstream.update(upstream)
-            row = _row(task, workflow, teacher)
+            return _row(task, workflow, teacher), None
         except Exception as err:  # one bad window must not stop the batch
-            failures.append({"source": task.task_id, "error": f"{type(err).__name__}: {err}"})
+            if getattr(err, "fatal", False):  # refused key, dead endpoint: every window would fail
+                raise
             log.debug(traceback.format_exc())
-            continue
+            return None, {"source": task.task_id, "error": f"{type(err).__name__}: {err}"}
         finally:
             task.upstream.clear()
-        rows["validation" if task.series.name in val_names else "train"].append(row)
+
+    # LLM upstream roles: several windows at once, up to the workflow's concurrency
+    with ThreadPoolExecutor(max_workers=max(1, workflow.concurrency)) as pool:
+        done = pool.map(prepare_one, tasks)
+        for task, (row, failure) in tqdm(zip(tasks, done), total=len(tasks), desc="prepare", unit="win",
+                                         disable=not cfg.progress):
+            if failure is not None:
+                failures.append(failure)
+            else:
+                rows["validation" if task.series.name in val_names else "train"].append(row)
     if not rows["train"]:
         raise DataError(f"{cfg.data}: no training window could be prepared ({len(failures)} failures)")
     train = Dataset.from_list(rows["train"])

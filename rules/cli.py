@@ -52,10 +52,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _reporting_errors(command):
-    """Bad input (a missing folder, a bad config or manifest) is one line on stderr, exit 2."""
+    """Bad input (a missing folder, a bad config or manifest) is one line on stderr, exit 2;
+    a fatal backend error (the LLM proposer's endpoint) one line, exit 1."""
 
     @functools.wraps(command)
     def run(args: argparse.Namespace) -> int:
+        from anomamind.agents.backends.base import BackendError
         from anomamind.config import ConfigError
         from anomamind.rules.sandbox import SandboxUnavailable
         from anomamind.types import DataError
@@ -65,6 +67,9 @@ def _reporting_errors(command):
         except (DataError, ConfigError, FileNotFoundError, ValueError, SandboxUnavailable) as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
+        except BackendError as err:  # the LLM proposer's endpoint: refused key, no answer
+            print(f"error: {err}", file=sys.stderr)
+            return 1
 
     return run
 

@@ -79,11 +79,12 @@ class LogLLMProposer(LLMProposer):
             blocks.append("\n".join(block))
         return "\n\n".join(blocks)
 
-    def propose_prompt(self, index: int, seed: int) -> str:
-        return load_prompt(self.prompts["propose"]).substitute(
+    def propose_prompts(self, index: int, seed: int) -> list[str]:
+        """The proposal prompt (one size: the sampler already bounds the lines shown)."""
+        return [load_prompt(self.prompts["propose"]).substitute(
             dataset=self.dataset,
             examples=self.examples(seed * 1000 + index),
             anomalous=int(self.train.labels.sum()),
             windows=len(self.train.windows),
             objective=LOG_OBJECTIVES[self.combine_mode],
-        )
+        )]

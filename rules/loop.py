@@ -39,6 +39,9 @@ from anomamind.rules.scoring import MacroF1, combine
 
 log = logging.getLogger(__name__)
 
+#: Characters of a rejected candidate's code kept as its sample.
+REJECTED_SAMPLE_CHARS = 600
+
 
 @dataclass
 class OfflineOptions:
@@ -47,14 +50,24 @@ class OfflineOptions:
     bootstrap: float = 0.8
 
 
+def _default_llm_backend() -> dict[str, Any]:
+    return {"kind": "openai", "base_url": "http://127.0.0.1:8000/v1", "model": "default", "api_key_env": "OPENAI_API_KEY"}
+
+
 @dataclass
 class LLMOptions:
-    base_url: str = "http://127.0.0.1:8000/v1"
-    model: str = "default"
-    api_key_env: str | None = "OPENAI_API_KEY"
+    """The LLM proposer: ``backend`` takes the keys of a backend in configs/agents/llm.yaml
+    (kind, base_url, model, api_key_env, timeout_s, max_retries, context_tokens, ...:
+    agents/backends/factory.BackendConfig), then the sampling settings."""
+
+    backend: dict[str, Any] = field(default_factory=_default_llm_backend)
     temperature: float = 0.7
     max_tokens: int = 1500
     example_windows: int = 3
+
+    def __post_init__(self) -> None:
+        # keys given (a config file's, --set llm.backend.base_url=...) overlay the defaults
+        self.backend = {**_default_llm_backend(), **(self.backend or {})}
 
 
 @dataclass
@@ -70,6 +83,7 @@ class LoopConfig:
     time_budget_s: float = 1800.0
     top_k: int = 3
     max_repairs: int = 2
+    max_rejected_samples: int = 50  # rejected candidates whose code (cut) is kept in the manifest
     seed: int = 0
     combine_with: str | None = None  # a detector to combine with, e.g. "sr" (series) or "pca" (logs)
     combine_mode: str = "and"
@@ -227,14 +241,27 @@ class RuleTrainer:
         self._seen: set[str] = set()
 
     # -- stages ---------------------------------------------------------------------------
+    def reject(self, candidate: Candidate, stage: str, err: RuleRejected) -> None:
+        """Record a rejection; the first ``max_rejected_samples`` keep the start of the
+        candidate's code, so a run that rejects everything shows what was proposed. The
+        first is also logged."""
+        record = {"name": candidate.name, "stage": stage, "kind": err.kind, "reason": err.reason}
+        if sum("sample" in r for r in self.rejected) < self.config.max_rejected_samples:
+            record["sample"] = candidate.source[:REJECTED_SAMPLE_CHARS]
+        if not self.rejected:
+            log.warning("first rejected candidate %s (%s: %s):\n%s", candidate.name, stage, err,
+                        candidate.source[:REJECTED_SAMPLE_CHARS])
+        else:
+            log.info("rule %s rejected (%s): %s", candidate.name, stage, err)
+        self.rejected.append(record)
+
     def check(self, candidate: Candidate, checker: SandboxWorker) -> tuple[Candidate, np.ndarray] | None:
         """The candidate (or its repair) and its sample flags once it passes the check; None if it never does."""
         for attempt in range(self.config.max_repairs + 1):
             try:
                 return candidate, self.task.check(candidate.source, candidate.name, checker)
             except RuleRejected as err:
-                self.rejected.append({"name": candidate.name, "stage": "check", "kind": err.kind, "reason": err.reason})
-                log.info("rule %s rejected by the check: %s", candidate.name, err)
+                self.reject(candidate, "check", err)
                 if attempt == self.config.max_repairs:
                     return None
                 repaired = self.proposer.repair(candidate, str(err))
@@ -248,7 +275,7 @@ class RuleTrainer:
         try:
             flags = self.task.run(candidate.source, candidate.name, worker)
         except RuleRejected as err:
-            self.rejected.append({"name": candidate.name, "stage": "validate", "kind": err.kind, "reason": err.reason})
+            self.reject(candidate, "validate", err)
             return None
         per_series = self.task.score(flags)
         return Evaluated(candidate, float(per_series.mean()), flags, per_series, sample_flags)
@@ -365,8 +392,10 @@ def train_with_task(proposer: Proposer, task: RuleTask, config: LoopConfig, data
     chosen, set_f1 = trainer.run()
     if not chosen:
         reasons = sorted({r["kind"] for r in trainer.rejected})
+        first = next((r for r in trainer.rejected if "sample" in r), None)
+        shown = f"; the first rejected candidate ({first['kind']}: {first['reason']}) began:\n{first['sample']}" if first else ""
         raise RuntimeError(f"{dataset or 'rule training'}: no candidate passed the check and validation "
-                           f"(rejections: {', '.join(reasons) or 'none proposed'})")
+                           f"(rejections: {', '.join(reasons) or 'none proposed'}){shown}")
     rules = [
         Rule(
             name=e.candidate.name,

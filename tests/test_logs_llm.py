@@ -85,7 +85,7 @@ def test_broken_rule_is_repaired_and_a_regression_is_refined(parts):
     assert "NameError: name 'REFUSED' is not defined" in repair and "forgot to import re" in repair
     assert trainer.rejected[0]["kind"] == "raised" and trainer.rejected[0]["stage"] == "check"
     mutate = requests[3]["messages"][1]["content"]
-    assert "rule for the SYN logs" in mutate and "REFUSED" in mutate
+    assert "rule for the \"SYN\" logs" in mutate and "REFUSED" in mutate  # the name quoted (issue 17)
     refine = requests[4]["messages"][1]["content"]
     assert "Validation window F1 fell from 1.000" in refine and "the rule did not flag it" in refine
     assert chosen[0].candidate.origin == "repaired" and f1 == 1.0
@@ -115,7 +115,7 @@ def test_logs_train_cli_with_the_llm_proposer(tmp_path, capsys):
     with FakeChatServer(lambda body: FIXED) as server:
         code = main(["logs", "train", str(log), "--out", str(tmp_path / "rules"),
                      "--config", str(CONFIG_DIR / "rules" / "logs_llm.yaml"), "--set", "window.by=session",
-                     "--set", f"llm.base_url={server.base_url}", "--set", "llm.api_key_env=null",
+                     "--set", f"llm.backend.base_url={server.base_url}", "--set", "llm.backend.api_key_env=null",
                      "--set", "max_rounds=1", "--set", "candidates_per_round=1"])
     assert code == 0, capsys.readouterr()
     rule_set = load_rule_set(tmp_path / "rules" / "SYNTHETIC")

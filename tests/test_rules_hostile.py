@@ -509,7 +509,7 @@ def test_llm_proposed_hostile_rule_is_rejected_at_check_and_never_saved(tmp_path
     with FakeChatServer(lambda body: render(LLM_HOSTILE)) as server:
         code = main(["rules", "train", "--data", str(tmp_path / "data"), "--datasets", "SPIKY",
                      "--out", str(tmp_path / "rules"), "--proposer", "llm",
-                     "--set", f"llm.base_url={server.base_url}", "--set", "llm.api_key_env=null",
+                     "--set", f"llm.backend.base_url={server.base_url}", "--set", "llm.backend.api_key_env=null",
                      "--set", "max_rounds=1", "--set", "candidates_per_round=1", "--set", "window_length=300"])
         n_requests = len(server.requests)
     out = capsys.readouterr().out

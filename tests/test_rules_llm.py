@@ -1,8 +1,10 @@
 """The LLM proposer against the local fake chat server: a broken rule is repaired from
 the sandbox's error, a regressing mutant is refined from the windows that got worse."""
 
+import json
+
 import numpy as np
-from fake_chat_server import FakeChatServer, FakeError
+from fake_chat_server import FakeChatServer, FakeError, reply
 
 from anomamind.agents.backends.openai_compat import OpenAICompatBackend
 from anomamind.rules.data import build_split
@@ -115,7 +117,7 @@ def test_rules_train_cli_with_the_llm_proposer(tmp_path, capsys):
     with FakeChatServer(lambda body: FIXED) as server:
         code = main(["rules", "train", "--data", str(tmp_path / "data"), "--datasets", "SPIKY",
                      "--out", str(tmp_path / "rules"), "--config", str(CONFIG_DIR / "rules" / "llm.yaml"),
-                     "--set", f"llm.base_url={server.base_url}", "--set", "llm.api_key_env=null",
+                     "--set", f"llm.backend.base_url={server.base_url}", "--set", "llm.backend.api_key_env=null",
                      "--set", "max_rounds=1", "--set", "candidates_per_round=1", "--set", "window_length=300"])
     assert code == 0, capsys.readouterr().out
     from anomamind.rules.rule import load_rule_set
@@ -123,3 +125,81 @@ def test_rules_train_cli_with_the_llm_proposer(tmp_path, capsys):
     rule_set = load_rule_set(tmp_path / "rules" / "SPIKY")
     assert rule_set.rules[0].meta["proposer"] == "llm"
     assert "robust_zscore(values)) > 4" in rule_set.rules[0].source
+
+
+def _spiky_data(tmp_path):
+    from anomamind.envs.synthetic import write_tsbad_csv
+
+    for seed in range(6):
+        series = spiky(seed)
+        series.name = f"{100 + seed}_SPIKY_id_{seed}_Synthetic_tr_300_1st_100"
+        write_tsbad_csv(series, tmp_path / "data" / "SPIKY")
+    return tmp_path / "data"
+
+
+def _rules_train(data, out, base_url, *extra):
+    from anomamind.cli import main
+    from anomamind.paths import CONFIG_DIR
+
+    return main(["rules", "train", "--data", str(data), "--datasets", "SPIKY", "--out", str(out),
+                 "--config", str(CONFIG_DIR / "rules" / "llm.yaml"), "--set", f"llm.backend.base_url={base_url}",
+                 "--set", "llm.backend.api_key_env=null", "--set", "llm.backend.max_retries=0",
+                 "--set", "max_rounds=1", "--set", "candidates_per_round=2", "--set", "window_length=300", *extra])
+
+
+def test_rules_train_against_a_dead_endpoint_says_so_and_exits_1(tmp_path, capsys):
+    with FakeChatServer([]) as server:
+        url = server.base_url  # closed once the server stops
+    code = _rules_train(_spiky_data(tmp_path), tmp_path / "rules", url)
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"error: {url}/models: the endpoint does not answer" in err
+    assert "none proposed" not in err
+
+
+def test_rejected_llm_candidates_are_sampled_in_the_manifest_and_the_first_is_shown(tmp_path, capsys, caplog):
+    prose = "I would flag the spikes by looking at how big they are compared to the rest"
+    answers = [prose + ".", prose + "!", FIXED]  # two rejected (no code at all), one that passes
+    with FakeChatServer(lambda body: answers.pop(0) if answers else FIXED) as server:
+        code = _rules_train(_spiky_data(tmp_path), tmp_path / "rules", server.base_url, "--set", "max_repairs=0",
+                            "--set", "candidates_per_round=3")
+    assert code == 0, capsys.readouterr().err
+    manifest = json.loads((tmp_path / "rules" / "SPIKY" / "manifest.json").read_text())
+    rejected = manifest["training"]["rejected"]
+    assert len(rejected) == 2 and all(r["sample"].startswith("I would flag the spikes") for r in rejected)
+    assert rejected[0]["kind"] == "syntax"
+    assert "first rejected candidate" in caplog.text and "I would flag the spikes" in caplog.text
+
+
+def test_nothing_passing_ends_with_the_first_rejected_candidate_and_failed_requests_are_counted(tmp_path, capsys):
+    prose = "Sorry, I cannot write code."
+    with FakeChatServer(lambda body: prose) as server:
+        code = _rules_train(_spiky_data(tmp_path), tmp_path / "rules", server.base_url, "--set", "max_repairs=0")
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "no candidate passed the check and validation (rejections: syntax)" in out
+    assert "the first rejected candidate (syntax: " in out and "Sorry, I cannot write code." in out
+    train = build_split([spiky(0)], 300)
+    with FakeChatServer([FakeError(500), reply("```python\nx = 1\n", finish_reason="length")]) as server:
+        backend = OpenAICompatBackend("fake", base_url=server.base_url, api_key_env=None, max_retries=0)
+        proposer = LLMProposer(backend, train)
+        assert len(proposer.propose(2, seed=0)) == 1  # the failed request proposes nothing
+    assert proposer.report()["failures"] == {"backend_error": 1, "cut_at_max_tokens": 1}
+
+
+def test_the_proposal_prompt_fits_the_context_with_fewer_examples_or_is_not_sent():
+    train = build_split([spiky(k) for k in range(4)], 300)
+    with FakeChatServer(lambda body: FIXED) as server:
+        roomy = LLMProposer(OpenAICompatBackend("fake", base_url=server.base_url, api_key_env=None), train,
+                            LLMOptions(example_windows=3), dataset="SPIKY")
+        small = OpenAICompatBackend("fake", base_url=server.base_url, api_key_env=None, context_tokens=2000)
+        tight = LLMProposer(small, train, LLMOptions(example_windows=3, max_tokens=400), dataset="SPIKY")
+        tiny = LLMProposer(OpenAICompatBackend("fake", base_url=server.base_url, api_key_env=None, context_tokens=900),
+                           train, LLMOptions(max_tokens=400), dataset="SPIKY")
+        assert len(roomy.propose(1, seed=0)) == len(tight.propose(1, seed=0)) == 1
+        assert tiny.propose(1, seed=0) == []
+        sent = [b["messages"][1]["content"] for b in server.requests]
+    assert len(sent) == 2  # the tiny context's prompt was never sent
+    assert "Example 3" in sent[0] and "Example 2" not in sent[1] and "Example 1" in sent[1]  # 1,476 of 1,600 tokens
+    assert tiny.report()["failures"] == {"context_overflow": 1}
+    assert "rule proposer: the prompt needs" in tiny.report()["first_errors"]["context_overflow"]

@@ -23,15 +23,80 @@ INVALID_ARGUMENTS_KEY = "_invalid_arguments"
 
 
 class BackendError(RuntimeError):
-    """A chat request failed for good (after any retries); the message says why."""
+    """A chat request failed for good (after any retries); the message says why.
+
+    ``kind`` names the failure for counting (per-window failure tables); ``fatal`` errors
+    (bad credentials, an endpoint that does not answer, a model the server does not serve)
+    abort the whole command, because every later request would fail the same way.
+    ``attempts`` records each HTTP attempt (outcome, seconds, usage when the server sent it).
+    """
+
+    kind = "backend_error"
+    fatal = False
+
+    def __init__(self, message: str, *, attempts: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.attempts = list(attempts or [])
 
 
 class BackendAuthError(BackendError):
     """The endpoint refused the credentials (HTTP 401/403); retrying cannot help."""
 
+    kind = "auth"
+    fatal = True
+
+
+class BackendUnreachableError(BackendError):
+    """No connection to the endpoint (refused, unresolvable, no route) after the retries."""
+
+    kind = "unreachable"
+    fatal = True
+
+
+class ModelNotServedError(BackendError):
+    """The server's ``/models`` list does not hold the configured model name."""
+
+    kind = "model_not_served"
+    fatal = True
+
+
+class BackendTimeoutError(BackendError):
+    """The whole request (connect, wait, body) did not finish within ``timeout_s``."""
+
+    kind = "timeout"
+
+
+class ReplyTooLargeError(BackendError):
+    """The server's reply exceeded ``max_reply_bytes``; it was cut and not used."""
+
+    kind = "reply_too_large"
+
+
+class ContextOverflowError(BackendError):
+    """A prompt does not fit the model's context (found before sending, or said by the server)."""
+
+    kind = "context_overflow"
+
+
+class ImageNotSeenError(BackendError):
+    """An image sent to the server did not reach the model as an image (dropped, pasted
+    into the prompt as text, or refused by the server's chat format)."""
+
+    kind = "image_not_seen"
+
+
+class VisionUnsupportedError(ImageNotSeenError):
+    """``vision: true`` is configured, but the start-up probe shows that images do not
+    reach the model: every locator request would be answered blind."""
+
+    fatal = True
+
 
 class BackendUnavailableError(BackendError):
     """The backend's optional dependency (transformers, vllm) is not installed."""
+
+    kind = "unavailable"
+    fatal = True
 
 
 @dataclass
@@ -39,7 +104,9 @@ class ChatResponse:
     """One completion: the first choice's text and tool calls, plus what it cost.
 
     ``samples`` holds the text of every choice when ``n > 1`` (``samples[0] == text``);
-    ``usage`` always has ``prompt_tokens`` and ``completion_tokens`` (0 when unknown);
+    ``usage`` always has ``prompt_tokens`` and ``completion_tokens`` (0 when unknown), summed
+    over every attempt the server answered; ``attempts`` lists each attempt (HTTP backends);
+    ``finish_reason`` is the server's (``"length"``: cut at ``max_tokens``);
     ``raw`` is the backend's own response object, for debugging.
     """
 
@@ -49,10 +116,16 @@ class ChatResponse:
     raw: Any = None
     finish_reason: str | None = None
     samples: list[str] = field(default_factory=list)
+    attempts: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.samples:
             self.samples = [self.text]
+
+    @property
+    def cut_at_max_tokens(self) -> bool:
+        """The answer stopped because it reached ``max_tokens`` (OpenAI's ``"length"``)."""
+        return self.finish_reason == "length"
 
 
 @runtime_checkable

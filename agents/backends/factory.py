@@ -25,15 +25,23 @@ class BackendConfig:
 
     kind: str = "openai"
     model: str = ""
+    # every kind: the context prompts must fit (None: the model's or server's own limit)
+    context_tokens: int | None = None
     # openai
     base_url: str = "http://127.0.0.1:8000/v1"
     api_key_env: str | None = "OPENAI_API_KEY"
-    timeout_s: float = 120.0
+    timeout_s: float = 120.0  # the whole request: connect, wait and reply
+    connect_timeout_s: float = 10.0
+    on_timeout: str = "fail"  # fail | retry_longer (one more attempt with retry_timeout_factor x the deadline)
+    retry_timeout_factor: float = 2.0
     max_retries: int = 4
     backoff_s: float = 1.0
     max_backoff_s: float = 60.0
     max_concurrency: int = 4
     fail_fast_after: int = 2  # after this many requests in a row failed for good: one attempt each
+    max_reply_bytes: int = 2_000_000
+    tokenizer: str | None = None  # folder, Hub id or .gguf file to count prompt tokens exactly
+    vision: str = "auto"  # auto (probe the server) | true | false (the locator gets a text rendering)
     extra_body: dict[str, Any] = field(default_factory=dict)
     # transformers and vllm
     dtype: str = "auto"
@@ -53,6 +61,13 @@ class BackendConfig:
             raise ConfigError(f"backend kind {self.kind!r} is not one of {list(BACKEND_KINDS)}")
         if not self.model:
             raise ConfigError(f"backend of kind {self.kind!r} needs a 'model' (name, folder or Hub id)")
+        self.vision = str(self.vision).lower()  # YAML reads true/false as booleans
+        if self.vision not in ("auto", "true", "false"):
+            raise ConfigError(f"backend vision {self.vision!r} is not one of auto, true, false")
+        if self.on_timeout not in ("fail", "retry_longer"):
+            raise ConfigError(f"backend on_timeout {self.on_timeout!r} is not one of fail, retry_longer")
+        if self.context_tokens is not None and int(self.context_tokens) < 64:
+            raise ConfigError(f"backend context_tokens must be at least 64, got {self.context_tokens}")
 
 
 def backend_config(data: dict[str, Any] | BackendConfig, where: str = "backend") -> BackendConfig:
@@ -75,11 +90,18 @@ def make_backend(config: BackendConfig | dict[str, Any]) -> ChatBackend:
             cfg.base_url,
             api_key_env=cfg.api_key_env,
             timeout_s=cfg.timeout_s,
+            connect_timeout_s=cfg.connect_timeout_s,
+            on_timeout=cfg.on_timeout,
+            retry_timeout_factor=cfg.retry_timeout_factor,
             max_retries=cfg.max_retries,
             backoff_s=cfg.backoff_s,
             max_backoff_s=cfg.max_backoff_s,
             max_concurrency=cfg.max_concurrency,
             fail_fast_after=cfg.fail_fast_after,
+            max_reply_bytes=cfg.max_reply_bytes,
+            context_tokens=cfg.context_tokens,
+            tokenizer=cfg.tokenizer,
+            vision=cfg.vision,
             extra_body=cfg.extra_body,
         )
     if cfg.kind == "transformers":
@@ -92,6 +114,7 @@ def make_backend(config: BackendConfig | dict[str, Any]) -> ChatBackend:
             max_batch_size=cfg.max_batch_size,
             enable_thinking=cfg.enable_thinking,
             trust_remote_code=cfg.trust_remote_code,
+            context_tokens=cfg.context_tokens,
         )
     from .vllm_engine import VLLMBackend
 
@@ -103,6 +126,7 @@ def make_backend(config: BackendConfig | dict[str, Any]) -> ChatBackend:
         dtype=cfg.dtype,
         enable_thinking=cfg.enable_thinking,
         engine_kwargs=cfg.engine_kwargs,
+        vision=cfg.vision != "false",
     )
 
 

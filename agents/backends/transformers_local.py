@@ -18,7 +18,8 @@ import threading
 from typing import Any
 
 from .base import BatchBackend, BackendError, BackendUnavailableError, ChatResponse, Message, UsageMeter
-from .messages import flatten_text_content, for_chat_template, has_images, parse_hermes_tool_calls
+from .messages import content_text, flatten_text_content, for_chat_template, has_images, parse_hermes_tool_calls
+from .tokens import image_tokens
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class TransformersBackend(BatchBackend):
         max_batch_size: int = 8,
         enable_thinking: bool | None = None,
         trust_remote_code: bool = False,
+        context_tokens: int | None = None,
     ) -> None:
         torch, transformers = _import_torch_transformers()
         self._torch = torch
@@ -83,6 +85,12 @@ class TransformersBackend(BatchBackend):
         if self._tokenizer.pad_token_id is None:
             self._tokenizer.pad_token = self._tokenizer.eos_token
         self._stop_ids = _stop_token_ids(self._model, self._tokenizer)
+        model_limit = getattr(self._model.config, "max_position_embeddings", None) or getattr(
+            getattr(self._model.config, "text_config", None), "max_position_embeddings", None
+        )
+        known = [int(c) for c in (context_tokens, model_limit) if c]
+        #: The context prompts must fit: the configured one, capped by the model's positions.
+        self.context_tokens: int | None = min(known) if known else None
 
     # -- public API -----------------------------------------------------------------------
 
@@ -107,6 +115,24 @@ class TransformersBackend(BatchBackend):
         """The exact prompt text the model sees (chat template applied, tools included)."""
         prompt, _ = self._render(messages, tools)
         return prompt
+
+    def count_tokens(self, messages: list[Message], tools: list[dict[str, Any]] | None = None) -> tuple[int, bool]:
+        """(tokens, exact) of the rendered prompt; images are estimated (the processor
+        expands them when it runs)."""
+        text_only = [m if not isinstance(m.get("content"), list) else {**m, "content": content_text(m["content"])} for m in messages]
+        prompt, _ = self._render(text_only, tools)
+        with self._lock:
+            ids = self._tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        images = sum(
+            image_tokens(p["image_url"]["url"])
+            for m in messages if isinstance(m.get("content"), list)
+            for p in m["content"] if isinstance(p, dict) and p.get("type") == "image_url"
+        )
+        return len(ids) + images, True
+
+    def accepts_images(self) -> bool:
+        """A vision-language model (loaded with a processor) takes images."""
+        return self.is_vision
 
     # -- internals ------------------------------------------------------------------------
 

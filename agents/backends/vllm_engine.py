@@ -41,6 +41,7 @@ class VLLMBackend(BatchBackend):
         enable_thinking: bool | None = None,
         max_images_per_prompt: int = 1,
         engine_kwargs: dict[str, Any] | None = None,
+        vision: bool = True,
     ) -> None:
         self._vllm = _import_vllm()
         self.model = model
@@ -58,6 +59,15 @@ class VLLMBackend(BatchBackend):
         if max_model_len is not None:
             kwargs["max_model_len"] = max_model_len
         self._llm = self._vllm.LLM(**kwargs)
+        #: The engine's context length (``max_model_len``, or what vLLM derived from the model).
+        self.context_tokens: int | None = max_model_len or getattr(
+            getattr(getattr(self._llm, "llm_engine", None), "model_config", None), "max_model_len", None
+        )
+        self._vision = vision
+
+    def accepts_images(self) -> bool:
+        """As configured (``vision: false`` for a text-only model); vLLM decodes image parts."""
+        return self._vision
 
     def chat_many(
         self,
