@@ -458,14 +458,20 @@ def _time_column(path: Path, frame: pd.DataFrame, column: str, header_lines: int
             parsed = pd.to_datetime(series, errors="coerce", utc=True)
     except (ValueError, TypeError, OverflowError) as err:
         raise DataError(f"{path}: cannot parse the times in column {column!r} ({err})") from err
-    bad = parsed.isna() & series.notna()
+    _refuse_unparsed(path, series, parsed, "unreadable time", repr(column), header_lines)
+    return parsed.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
+
+
+def _refuse_unparsed(path: Path, raw: pd.Series, parsed: pd.Series, what: str, column: str, header_lines: int) -> None:
+    """One line naming the first value of ``raw`` that parsing turned into NaN, its line and
+    how many such values there are."""
+    bad = parsed.isna() & raw.notna()
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise DataError(
-            f"{path}: unreadable time {series.iloc[row]!r} in column {column!r} at line "
+            f"{path}: {what} {raw.iloc[row]!r} in column {column} at line "
             f"{row + 1 + header_lines} ({int(bad.sum())} such value(s))"
         )
-    return parsed.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
 
 
 def _numeric_column(path: Path, frame: pd.DataFrame, column: str, header_lines: int = 1) -> np.ndarray:
@@ -473,13 +479,7 @@ def _numeric_column(path: Path, frame: pd.DataFrame, column: str, header_lines: 
     series = frame[column]
     if series.dtype == object or pd.api.types.is_string_dtype(series.dtype):
         coerced = pd.to_numeric(series, errors="coerce")
-        bad = coerced.isna() & series.notna()
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(
-                f"{path}: non-numeric value {series.iloc[row]!r} in column '{column}' at line "
-                f"{row + 1 + header_lines} ({int(bad.sum())} such value(s))"
-            )
+        _refuse_unparsed(path, series, coerced, "non-numeric value", f"'{column}'", header_lines)
         series = coerced
     if series.dtype == bool:
         raise DataError(f"{path}: column '{column}' holds true/false values, expected numbers")

@@ -535,6 +535,22 @@ def probe_image() -> bytes:
     return buffer.getvalue()
 
 
+def _prompt_tokens_without_and_with(
+    backend: OpenAICompatBackend, plain: list[dict], probed: list[dict], extra: dict[str, Any], what: str
+) -> tuple[int, int, dict[str, Any] | None]:
+    """The prompt tokens the server reports for ``plain`` and for ``probed`` (with ``extra``
+    request fields), or a ``rejected`` outcome when the probed request fails (a fatal error,
+    such as refused credentials, is raised)."""
+    base = backend.probe_usage(plain)["prompt_tokens"]
+    try:
+        seen = backend.probe_usage(probed, **extra)["prompt_tokens"]
+    except BackendError as err:
+        if err.fatal:
+            raise
+        return base, 0, {"outcome": "rejected", "detail": f"rejected a request with {what} ({_short(err)})"}
+    return base, seen, None
+
+
 def probe_vision(backend: OpenAICompatBackend) -> dict[str, Any]:
     """Whether an image reaches the model, from two one-token requests: the same text
     without and with the probe image. The prompt-token difference says it:
@@ -548,13 +564,11 @@ def probe_vision(backend: OpenAICompatBackend) -> dict[str, Any]:
     png = probe_image()
     part = image_part(png)
     b64_chars = len(part["image_url"]["url"])
-    base = backend.probe_usage([{"role": "user", "content": PROBE_TEXT}])["prompt_tokens"]
-    try:
-        seen = backend.probe_usage([{"role": "user", "content": [text_part(PROBE_TEXT), part]}])["prompt_tokens"]
-    except BackendError as err:
-        if err.fatal:
-            raise
-        return {"outcome": "rejected", "detail": f"rejected a request with an image ({_short(err)})"}
+    base, seen, rejected = _prompt_tokens_without_and_with(
+        backend, [{"role": "user", "content": PROBE_TEXT}],
+        [{"role": "user", "content": [text_part(PROBE_TEXT), part]}], {}, "an image")
+    if rejected:
+        return rejected
     if base == 0 or seen == 0:
         result = {"outcome": "unverified", "detail": "reports no token usage, so image delivery cannot be checked"}
     elif seen - base < 4:
@@ -585,13 +599,9 @@ def probe_tools(backend: OpenAICompatBackend) -> dict[str, Any]:
     format drops tools, as llama-cpp-python's jinja and chatml formats do), ``rejected``
     (the request with a tool failed) or ``unverified`` (no token usage reported)."""
     ask = [{"role": "user", "content": PROBE_TEXT}]
-    base = backend.probe_usage(ask)["prompt_tokens"]
-    try:
-        seen = backend.probe_usage(ask, tools=[PROBE_TOOL])["prompt_tokens"]
-    except BackendError as err:
-        if err.fatal:
-            raise
-        return {"outcome": "rejected", "detail": f"rejected a request with tools ({_short(err)})"}
+    base, seen, rejected = _prompt_tokens_without_and_with(backend, ask, ask, {"tools": [PROBE_TOOL]}, "tools")
+    if rejected:
+        return rejected
     if base == 0 or seen == 0:
         result = {"outcome": "unverified", "detail": "reports no token usage, so tool delivery cannot be checked"}
     elif seen - base < 4:
