@@ -222,7 +222,7 @@ def prepare_dataset(cfg: PrepareConfig) -> dict[str, Any]:
     workflow = agent.workflow
     cache = UpstreamCache(cfg.cache_dir or out / "upstream_cache", agent.role_config)
     teacher = HeuristicDetector()
-    train_names, val_names = split_series_names([s for s in series if s.labels is not None], cfg.val_fraction, cfg.seed)
+    _, val_names = split_series_names([s for s in series if s.labels is not None], cfg.val_fraction, cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     rows: dict[str, list[dict[str, Any]]] = {"train": [], "validation": []}
     failures: list[dict[str, str]] = [{"source": p, "error": e} for p, e in loaded.failures]
